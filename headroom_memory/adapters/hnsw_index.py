@@ -1,0 +1,274 @@
+"""The default VectorIndex: hnswlib, persisted beside the database, derived from it.
+
+SQLite is the source of truth. The index holds one vector per row label and
+knows the highest label it covers; before every search it catches up on rows
+committed after that, by this process or any other. A missing, stale, foreign or
+corrupt index file (its checksum is kept in a sidecar) is rebuilt from the
+stored embeddings, never trusted.
+
+Search is exact for the reader's visible set: a visible set of up to
+``exact_search_threshold`` memories is scored exhaustively; a larger one is
+searched with HNSW, first unfiltered and checked against the store, then, if
+too few visible hits came back, with a filter restricted to the visible labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hnswlib
+import numpy as np
+
+from ..errors import MemoryClosedError, VectorIndexError
+from ..ports import VectorFilter
+from .sqlite_store import SQLiteMemoryStore
+
+__all__ = ["HNSWVectorIndex"]
+
+logger = logging.getLogger("headroom_memory")
+
+T = TypeVar("T")
+_FORMAT = 1
+_SYNC_BATCH = 4096
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _top_k(
+    vector: np.ndarray[Any, Any], labels: Sequence[int], embeddings: Sequence[np.ndarray[Any, Any]], k: int
+) -> list[tuple[int, float]]:
+    """Exact cosine top-k of unit vectors, best first."""
+    if not labels:
+        return []
+    sims = np.vstack(embeddings) @ np.asarray(vector, dtype=np.float32)
+    top = min(k, len(labels))
+    best = np.argpartition(-sims, top - 1)[:top]
+    best = best[np.argsort(-sims[best], kind="stable")]
+    return [(int(labels[i]), float(sims[i])) for i in best]
+
+
+class HNSWVectorIndex:
+    """An hnswlib index over the embeddings of a :class:`SQLiteMemoryStore`.
+
+    :param store: the store the index is derived from.
+    :param dimension: vector length.
+    :param path: index file (``None`` keeps it in memory only).
+    :param exact_search_threshold: visible sets up to this size are scored exactly.
+    """
+
+    def __init__(
+        self,
+        store: SQLiteMemoryStore,
+        dimension: int,
+        path: str | Path | None = None,
+        *,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 50,
+        exact_search_threshold: int = 2_000,
+    ) -> None:
+        self._store = store
+        self.dimension = dimension
+        self.path = None if path is None else Path(path)
+        self._m = m
+        self._ef_construction = ef_construction
+        self._ef_search = ef_search
+        self.exact_search_threshold = exact_search_threshold
+        self._index: hnswlib.Index | None = None
+        self._covered = 0
+        self._dirty = False
+        self._lock = asyncio.Lock()
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="headroom-hnsw"
+        )
+
+    # -- plumbing --------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise MemoryClosedError("the vector index is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _meta_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".json")
+
+    def _new_index(self, capacity: int) -> hnswlib.Index:
+        index = hnswlib.Index(space="cosine", dim=self.dimension)
+        index.init_index(
+            max_elements=max(capacity, 1024), ef_construction=self._ef_construction, M=self._m
+        )
+        index.set_ef(self._ef_search)
+        return index
+
+    def _load_file(self) -> tuple[hnswlib.Index, int] | None:
+        """The persisted index and the label it covers, or None if it cannot be trusted."""
+        if self.path is None or self._meta_path is None:
+            return None
+        if not self.path.exists() or not self._meta_path.exists():
+            return None
+        try:
+            meta = json.loads(self._meta_path.read_text())
+            if (
+                meta.get("format") != _FORMAT
+                or meta.get("instance_id") != self._store.instance_id
+                or meta.get("dimension") != self.dimension
+                or meta.get("digest") != _file_digest(self.path)
+            ):
+                return None
+            index = hnswlib.Index(space="cosine", dim=self.dimension)
+            index.load_index(str(self.path), max_elements=int(meta["count"]) + 1024)
+            index.set_ef(self._ef_search)
+            labels = index.get_ids_list()
+            covered = int(max(labels)) if len(labels) else 0
+            if len(labels) != int(meta["count"]) or covered != int(meta["covered"]):
+                return None
+            return index, covered
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError):
+            return None
+
+    async def _ensure_loaded(self) -> hnswlib.Index:
+        if self._index is None:
+            loaded = await self._run(self._load_file)
+            if loaded is None:
+                if self.path is not None and self.path.exists():
+                    logger.warning("vector index %s is stale or corrupt; rebuilding it", self.path)
+                self._index, self._covered = self._new_index(1024), 0
+                self._dirty = True
+            else:
+                self._index, self._covered = loaded
+        return self._index
+
+    def _add(self, index: hnswlib.Index, labels: list[int], vectors: np.ndarray[Any, Any]) -> None:
+        needed = index.get_current_count() + len(labels)
+        if needed > index.get_max_elements():
+            index.resize_index(max(needed, index.get_max_elements() * 2))
+        index.add_items(vectors, np.asarray(labels, dtype=np.uint64), num_threads=-1)
+
+    # -- VectorIndex -----------------------------------------------------
+
+    async def sync(self) -> int:
+        """Add rows committed after the covered label; returns how many were added."""
+        async with self._lock:
+            index = await self._ensure_loaded()
+            added = 0
+            async for batch in self._store.rows_after(self._covered, _SYNC_BATCH):
+                labels = [label for label, _ in batch]
+                vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
+                if vectors.shape[1] != self.dimension:
+                    raise VectorIndexError(
+                        f"stored embedding has {vectors.shape[1]} dimensions, expected {self.dimension}"
+                    )
+                await self._run(self._add, index, labels, vectors)
+                self._covered = labels[-1]
+                self._dirty = True
+                added += len(labels)
+            return added
+
+    async def rebuild(self) -> int:
+        """Drop the index and rebuild it from every stored embedding."""
+        async with self._lock:
+            self._index, self._covered, self._dirty = self._new_index(1024), 0, True
+        return await self.sync()
+
+    async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
+        """Cosine similarity of ``vector`` to each labelled memory (stored embeddings)."""
+        stored = await self._store.get_embeddings(labels)
+        query = np.asarray(vector, dtype=np.float32)
+        return {label: float(embedding @ query) for label, embedding in stored.items()}
+
+    async def search(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
+        """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``.
+
+        Up to ``exact_search_threshold`` visible memories are scored exactly
+        from their stored embeddings (the index is not needed); beyond that the
+        index is caught up and searched.
+        """
+        visible = await self._store.count_visible(flt, self.exact_search_threshold + 1)
+        if visible == 0:
+            return []
+        if visible <= self.exact_search_threshold:
+            rows = await self._store.visible_embeddings(flt)
+            return _top_k(vector, [label for label, _ in rows], [e for _, e in rows], k)
+        await self.sync()
+        return await self._approximate(vector, flt, k)
+
+    async def _approximate(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
+        index = await self._ensure_loaded()
+        total = index.get_current_count()
+        wanted = min(total, max(64, 8 * k))
+
+        def query(n: int, allowed: Callable[[int], bool] | None = None) -> tuple[list[int], list[float]]:
+            index.set_ef(max(self._ef_search, n))
+            try:
+                labels, distances = index.knn_query(vector, k=n, num_threads=1, filter=allowed)
+            finally:
+                index.set_ef(self._ef_search)
+            return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]
+
+        labels, sims = await self._run(query, wanted)
+        allowed = await self._store.filter_labels(labels, flt)
+        hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
+        if len(hits) >= k or wanted >= total:
+            return hits[:k]
+        visible = set(await self._store.visible_labels(flt))
+        try:
+            labels, sims = await self._run(query, min(k, len(visible)), visible.__contains__)
+        except RuntimeError:
+            stored = await self._store.get_embeddings(sorted(visible))
+            return _top_k(vector, list(stored), list(stored.values()), k)
+        return list(zip(labels, sims))
+
+    async def close(self) -> None:
+        """Persist the index if it changed, then stop its worker thread."""
+        if self._executor is None:
+            return
+        try:
+            async with self._lock:
+                if self._dirty and self._index is not None and self.path is not None:
+                    await self._run(self._save, self._index)
+        finally:
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=True)
+
+    def _save(self, index: hnswlib.Index) -> None:
+        assert self.path is not None and self._meta_path is not None
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            index.save_index(str(tmp))
+            meta = {
+                "format": _FORMAT,
+                "instance_id": self._store.instance_id,
+                "dimension": self.dimension,
+                "count": index.get_current_count(),
+                "covered": self._covered,
+                "digest": _file_digest(tmp),
+            }
+            meta_tmp = tmp.with_name(tmp.name + ".json")
+            meta_tmp.write_text(json.dumps(meta))
+            os.replace(tmp, self.path)
+            os.replace(meta_tmp, self._meta_path)
+            self._dirty = False
+        except OSError as exc:
+            logger.warning("could not save the vector index to %s (%s); it will be rebuilt", self.path, exc)
+            for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
+                leftover.unlink(missing_ok=True)
+
+    @property
+    def covered_label(self) -> int:
+        """The highest row label the in-memory index holds."""
+        return self._covered

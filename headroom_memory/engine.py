@@ -1,0 +1,674 @@
+"""HierarchicalMemory: the async orchestrator over the ports."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from .adapters.fts5_index import FTS5TextIndex
+from .adapters.hnsw_index import HNSWVectorIndex
+from .adapters.lru_cache import LRUMemoryCache
+from .adapters.sqlite_store import SQLiteMemoryStore
+from .config import MemoryConfig
+from .errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MemoryClosedError,
+    MemoryNotFoundError,
+)
+from .factory import build_embedder, check_dimension
+from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
+from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
+from .ranking import final_score, reciprocal_rank_fusion
+from .scopes import is_visible, parent_scope, resolve_scope, validate_id
+from .timeutil import to_utc, utc_now
+from .validation import (
+    check_content,
+    check_entity_refs,
+    check_importance,
+    check_metadata,
+    check_positive_int,
+    check_similarity,
+)
+
+__all__ = ["HierarchicalMemory", "SearchMode"]
+
+logger = logging.getLogger("headroom_memory")
+
+SearchMode = Literal["hybrid", "vector", "text"]
+_MODES = ("hybrid", "vector", "text")
+
+
+class HierarchicalMemory:
+    """Hierarchical, temporal memory: scoped, versioned facts with hybrid search.
+
+    Create it with :meth:`create` (it opens the database and loads the
+    embedder), use it as an async context manager or call :meth:`close`::
+
+        async with await HierarchicalMemory.create(MemoryConfig(db_path="m.db")) as memory:
+            fact = await memory.add("User works at Google", user_id="alice")
+            await memory.supersede(fact.id, "User now works at Anthropic")
+            hits = await memory.search("employer", user_id="alice")
+
+    Every method validates its arguments first and raises
+    :class:`~headroom_memory.InvalidInputError` without changing anything.
+    """
+
+    def __init__(
+        self,
+        config: MemoryConfig,
+        store: MemoryStore,
+        vector_index: VectorIndex,
+        text_index: TextIndex,
+        embedder: Embedder,
+        cache: MemoryCache | None,
+        *,
+        owns_embedder: bool = True,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.vector_index = vector_index
+        self.text_index = text_index
+        self.embedder = embedder
+        self.cache = cache
+        self._owns_embedder = owns_embedder
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------
+
+    @classmethod
+    async def create(
+        cls,
+        config: MemoryConfig | None = None,
+        *,
+        store: MemoryStore | None = None,
+        vector_index: VectorIndex | None = None,
+        text_index: TextIndex | None = None,
+        embedder: Embedder | None = None,
+        cache: MemoryCache | None = None,
+    ) -> HierarchicalMemory:
+        """Open a memory: the configured (or given) adapters, ready to use.
+
+        Adapters passed in replace the defaults built from ``config``; a
+        default vector or text index needs the default SQLite store. A given
+        embedder stays the caller's: :meth:`close` does not close it.
+        """
+        config = config if config is not None else MemoryConfig()
+        if not isinstance(config, MemoryConfig):
+            raise ConfigurationError(f"config must be a MemoryConfig, got {type(config).__name__}")
+        own_embedder = embedder is None
+        if embedder is None:
+            embedder = await build_embedder(config)
+        else:
+            check_dimension(config, embedder)
+        try:
+            if store is None:
+                store = SQLiteMemoryStore(config.db_path, busy_timeout=config.busy_timeout)
+            await store.open(model=embedder.model_name, dimension=embedder.dimension)
+            if (vector_index is None or text_index is None) and not isinstance(store, SQLiteMemoryStore):
+                raise ConfigurationError(
+                    "the default vector and text indexes work with SQLiteMemoryStore; "
+                    "pass vector_index= and text_index= for another store"
+                )
+            if vector_index is None:
+                assert isinstance(store, SQLiteMemoryStore)
+                vector_index = HNSWVectorIndex(
+                    store, embedder.dimension, config.index_path,
+                    m=config.hnsw_m, ef_construction=config.hnsw_ef_construction,
+                    ef_search=config.hnsw_ef_search,
+                    exact_search_threshold=config.exact_search_threshold,
+                )
+            if text_index is None:
+                assert isinstance(store, SQLiteMemoryStore)
+                text_index = FTS5TextIndex(store)
+        except BaseException:
+            if own_embedder:
+                await embedder.close()
+            if store is not None:
+                await store.close()
+            raise
+        if cache is None and config.cache_enabled:
+            cache = LRUMemoryCache(config.cache_max_size)
+        return cls(config, store, vector_index, text_index, embedder, cache, owns_embedder=own_embedder)
+
+    async def close(self) -> None:
+        """Persist the vector index and release every adapter; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.vector_index.close()
+        finally:
+            try:
+                await self.store.close()
+            finally:
+                if self._owns_embedder:
+                    await self.embedder.close()
+
+    async def __aenter__(self) -> HierarchicalMemory:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MemoryClosedError("this HierarchicalMemory was closed; create a new one")
+
+    # -- embedding -------------------------------------------------------
+
+    async def _embed(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        """Embeddings of ``texts``, served from the cache where possible."""
+        rows: list[np.ndarray[Any, Any] | None] = [None] * len(texts)
+        missing: list[int] = []
+        for i, text in enumerate(texts):
+            cached = self.cache.get(("embedding", text)) if self.cache is not None else None
+            if cached is None:
+                missing.append(i)
+            else:
+                rows[i] = cached
+        if missing:
+            fresh = await self.embedder.embed([texts[i] for i in missing])
+            for i, vector in zip(missing, fresh):
+                vector.flags.writeable = False
+                rows[i] = vector
+                if self.cache is not None:
+                    self.cache.put(("embedding", texts[i]), vector)
+        if not rows:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return np.vstack([r for r in rows if r is not None])
+
+    def _check_vector(self, value: Any, index: int) -> np.ndarray[Any, Any]:
+        vector = np.asarray(value, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != self.embedder.dimension or not np.all(np.isfinite(vector)):
+            raise InvalidInputError(
+                f"item {index}: embedding must have {self.embedder.dimension} finite numbers, "
+                f"got {vector.shape[0]}"
+            )
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            raise InvalidInputError(f"item {index}: embedding is all zeros")
+        return vector / norm
+
+    # -- writes ----------------------------------------------------------
+
+    def _draft(
+        self,
+        content: object,
+        user_id: object,
+        session_id: object,
+        agent_id: object,
+        turn_id: object,
+        category: MemoryCategory | str,
+        importance: object,
+        entity_refs: object,
+        metadata: object,
+        scope: ScopeLevel | str | None,
+        created_at: datetime | None,
+        valid_from: datetime | None,
+    ) -> Memory:
+        """A validated Memory (without embedding) ready to store."""
+        text = check_content(content)
+        user = validate_id(user_id, "user_id", required=True)
+        ids = resolve_scope(
+            scope,
+            validate_id(session_id, "session_id"),
+            validate_id(agent_id, "agent_id"),
+            validate_id(turn_id, "turn_id"),
+        )
+        now = utc_now()
+        created = to_utc(created_at, name="created_at") if created_at is not None else now
+        valid = to_utc(valid_from, name="valid_from") if valid_from is not None else created
+        assert user is not None
+        return Memory(
+            id=uuid.uuid4().hex,
+            content=text,
+            user_id=user,
+            category=MemoryCategory.parse(category),
+            importance=check_importance(importance),
+            scope=ids.scope,
+            session_id=ids.session_id,
+            agent_id=ids.agent_id,
+            turn_id=ids.turn_id,
+            entity_refs=check_entity_refs(entity_refs),
+            metadata=check_metadata(metadata),
+            created_at=created,
+            valid_from=valid,
+        )
+
+    async def add(
+        self,
+        content: str,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        scope: ScopeLevel | str | None = None,
+        *,
+        created_at: datetime | None = None,
+        valid_from: datetime | None = None,
+    ) -> Memory:
+        """Store one memory and return it.
+
+        :param scope: the level; by default the deepest whose id is given (turn,
+            agent, session, else user). Ids below the level are not stored.
+        :param created_at: / :param valid_from: past timestamps for imports
+            (naive datetimes are UTC); both default to now.
+        """
+        self._check_open()
+        draft = self._draft(content, user_id, session_id, agent_id, turn_id, category,
+                            importance, entity_refs, metadata, scope, created_at, valid_from)
+        vector = (await self._embed([draft.content]))[0]
+        memory = replace(draft, embedding=vector)
+        await self.store.insert([memory])
+        logger.debug("added memory %s for %s at %s scope", memory.id, memory.user_id, memory.scope.value)
+        return memory
+
+    async def add_many(
+        self,
+        items: Iterable[NewMemory | Mapping[str, Any] | str],
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        scope: ScopeLevel | str | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> list[Memory]:
+        """Store many memories with batched embedding; returns them in input order.
+
+        Items are :class:`NewMemory`, mappings with the same keys, or plain
+        strings; their fields override the keyword defaults. Given
+        ``created_at``/``valid_from`` are kept, so importing a past conversation
+        is deterministic. Every item is validated before anything is written;
+        each batch is one transaction. ``progress=True`` shows a tqdm bar.
+        """
+        self._check_open()
+        size = check_positive_int(batch_size or self.config.embedder_batch_size, "batch_size")
+        drafts: list[Memory] = []
+        given: list[Any] = []
+        for index, raw in enumerate(items):
+            item = _as_new_memory(raw, index)
+            try:
+                drafts.append(self._draft(
+                    item.content,
+                    item.user_id if item.user_id is not None else user_id,
+                    item.session_id if item.session_id is not None else session_id,
+                    item.agent_id if item.agent_id is not None else agent_id,
+                    item.turn_id if item.turn_id is not None else turn_id,
+                    item.category if item.category is not None else category,
+                    item.importance if item.importance is not None else importance,
+                    item.entity_refs, item.metadata,
+                    item.scope if item.scope is not None else scope,
+                    item.created_at, item.valid_from,
+                ))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"item {index}: {exc}") from None
+            given.append(None if item.embedding is None else self._check_vector(item.embedding, index))
+        stored: list[Memory] = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(drafts), desc="adding memories", unit="mem")
+        try:
+            for start in range(0, len(drafts), size):
+                batch = drafts[start : start + size]
+                vectors = given[start : start + size]
+                todo = [i for i, v in enumerate(vectors) if v is None]
+                if todo:
+                    fresh = await self.embedder.embed([batch[i].content for i in todo])
+                    for i, vector in zip(todo, fresh):
+                        vectors[i] = vector
+                memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
+                await self.store.insert(memories)
+                stored.extend(memories)
+                if bar is not None:
+                    bar.update(len(memories))
+        finally:
+            if bar is not None:
+                bar.close()
+        return stored
+
+    async def remember(
+        self,
+        content: str,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        category: MemoryCategory | str = MemoryCategory.FACT,
+        importance: float = 0.5,
+        **kwargs: Any,
+    ) -> Memory:
+        """Shorthand for :meth:`add`."""
+        return await self.add(content, user_id, session_id, agent_id, turn_id,
+                              category=category, importance=importance, **kwargs)
+
+    async def get(self, memory_id: str, user_id: str | None = None) -> Memory:
+        """One memory by id. With ``user_id``, another user's id is not found."""
+        self._check_open()
+        mid = validate_id(memory_id, "memory_id", required=True)
+        owner = validate_id(user_id, "user_id")
+        assert mid is not None
+        memory = await self.store.get(mid)
+        if memory is None or (owner is not None and memory.user_id != owner):
+            raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
+        return memory
+
+    async def supersede(
+        self,
+        old_memory_id: str,
+        new_content: str,
+        *,
+        user_id: str | None = None,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        valid_from: datetime | None = None,
+    ) -> Memory:
+        """Replace a current memory with a new version; nothing is deleted.
+
+        The old memory is closed (``valid_until`` = the new one's
+        ``valid_from``, ``superseded_by`` = its id); the new one keeps the old
+        scope and ids, and its category, importance, entity refs and metadata
+        unless given. Raises MemoryConflictError if the old memory is no longer
+        current (for example another process superseded it first).
+        """
+        old = await self.get(old_memory_id, user_id)
+        text = check_content(new_content, "new_content")
+        start = to_utc(valid_from, name="valid_from") if valid_from is not None else utc_now()
+        if start < old.valid_from:
+            raise InvalidInputError("valid_from of the new version is before the old version's")
+        new = Memory(
+            id=uuid.uuid4().hex,
+            content=text,
+            user_id=old.user_id,
+            category=old.category if category is None else MemoryCategory.parse(category),
+            importance=old.importance if importance is None else check_importance(importance),
+            scope=old.scope,
+            session_id=old.session_id,
+            agent_id=old.agent_id,
+            turn_id=old.turn_id,
+            entity_refs=old.entity_refs if entity_refs is None else check_entity_refs(entity_refs),
+            metadata=old.metadata if metadata is None else check_metadata(metadata),
+            created_at=utc_now(),
+            valid_from=start,
+            supersedes=old.id,
+        )
+        vector = (await self._embed([text]))[0]
+        new = replace(new, embedding=vector)
+        await self.store.supersede(old.id, new)
+        logger.debug("memory %s superseded by %s", old.id, new.id)
+        return new
+
+    async def promote(self, memory_id: str, *, user_id: str | None = None, reason: str = "manual") -> Memory:
+        """Move a memory one scope level up (turn to agent/session, session to user).
+
+        The promotion is recorded: the memory is superseded by a copy at the
+        broader level whose ``promoted_from`` names the old level, and the
+        reason is kept in its metadata under ``"promotion_reason"``.
+        """
+        old = await self.get(memory_id, user_id)
+        target = parent_scope(old)
+        if target is None:
+            raise InvalidInputError(f"memory {memory_id!r} is already at user scope")
+        embedding = (await self._embed([old.content]))[0]
+        new = replace(
+            old,
+            id=uuid.uuid4().hex,
+            scope=target.scope,
+            session_id=target.session_id,
+            agent_id=target.agent_id,
+            turn_id=target.turn_id,
+            metadata={**old.metadata, "promotion_reason": reason},
+            created_at=utc_now(),
+            valid_from=utc_now(),
+            valid_until=None,
+            supersedes=old.id,
+            superseded_by=None,
+            promoted_from=old.scope,
+            embedding=embedding,
+        )
+        await self.store.supersede(old.id, new)
+        logger.info("promoted memory %s from %s to %s (%s)", old.id, old.scope.value, target.scope.value, reason)
+        return new
+
+    async def end_turn(
+        self, user_id: str, session_id: str | None = None, agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> list[Memory]:
+        """Close a turn: its TURN memories important enough (``bubble_importance``)
+        are promoted one level; the others expire (they stay in history).
+        Returns the promoted memories."""
+        self._check_open()
+        turn = validate_id(turn_id, "turn_id", required=True)
+        flt = MemoryFilter(user_id=validate_id(user_id, "user_id", required=True),
+                           session_id=session_id, agent_id=agent_id, turn_id=turn,
+                           scopes=[ScopeLevel.TURN])
+        working = [m for m in await self.store.query(flt)
+                   if m.session_id == session_id and m.agent_id == agent_id]
+        promoted = [await self.promote(m.id, reason="important at end of turn")
+                    for m in working if m.importance >= self.config.bubble_importance]
+        rest = [m.id for m in working if m.importance < self.config.bubble_importance]
+        await self.store.expire(rest, utc_now())
+        return promoted
+
+    async def delete(self, memory_id: str, user_id: str | None = None) -> None:
+        """Delete one memory (its row, vector and text entry); its chain is
+        relinked around it. With ``user_id``, another user's id is not found."""
+        memory = await self.get(memory_id, user_id)
+        await self.store.delete([memory.id])
+
+    async def clear(
+        self,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> int:
+        """Delete a user's memories, never more than asked: with ``session_id``
+        only that session's (SESSION, AGENT and TURN memories in it), with
+        ``agent_id`` or ``turn_id`` only those. Returns how many were deleted."""
+        self._check_open()
+        user = validate_id(user_id, "user_id", required=True)
+        assert user is not None
+        count = await self.store.delete_scope(
+            user, validate_id(session_id, "session_id"), validate_id(agent_id, "agent_id"),
+            validate_id(turn_id, "turn_id"),
+        )
+        logger.debug("cleared %d memories of %s", count, user)
+        return count
+
+    # -- reads -----------------------------------------------------------
+
+    async def query(self, filter: MemoryFilter) -> list[Memory]:  # noqa: A002 - the page's name
+        """List memories matching ``filter`` exactly (no scope inheritance)."""
+        self._check_open()
+        if not isinstance(filter, MemoryFilter):
+            raise InvalidInputError(f"query() takes a MemoryFilter, got {type(filter).__name__}")
+        return await self.store.query(filter)
+
+    async def get_history(self, memory_id: str, user_id: str | None = None) -> list[Memory]:
+        """The whole supersession chain through a memory, oldest first (from either end)."""
+        memory = await self.get(memory_id, user_id)
+        return await self.store.history(memory.id)
+
+    async def visible(
+        self,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        *,
+        include_superseded: bool = False,
+    ) -> list[Memory]:
+        """Every memory a reader at (user, session, agent, turn) sees, oldest first."""
+        self._check_open()
+        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id)
+        everything = await self.store.query(
+            MemoryFilter(user_id=user_id, include_superseded=include_superseded)
+        )
+        return [m for m in everything if is_visible(m, reader)]
+
+    async def stats(
+        self,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Counts: ``total`` current memories, ``categories`` and ``scopes`` of
+        those, ``superseded`` and ``expired`` versions, ``merged`` adds."""
+        self._check_open()
+        return await self.store.stats(
+            MemoryFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id)
+        )
+
+    async def search(
+        self,
+        query: str,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 5,
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+        *,
+        min_importance: float | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[SearchResult]:
+        """Find the memories a reader sees that best match ``query``.
+
+        ``mode="hybrid"`` (default) fuses semantic and keyword ranks by
+        reciprocal-rank fusion, boosted by importance and recency; ``"vector"``
+        and ``"text"`` use one of them. Results are current memories on the
+        reader's scope path only, ordered by ``score``; each has the cosine
+        ``similarity``, and those below ``min_similarity`` are left out.
+        """
+        self._check_open()
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+        if mode not in _MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+        top_k = check_positive_int(top_k, "top_k")
+        threshold = check_similarity(min_similarity)
+        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id,
+                              turn_id=turn_id, categories=categories, min_importance=min_importance)
+        if not query.strip():
+            return []
+        pool = max(4 * top_k, 40)
+        vector = (await self._embed([query]))[0]
+        ranked: dict[str, list[int]] = {}
+        sims: dict[int, float] = {}
+        if mode in ("hybrid", "vector"):
+            hits = await self.vector_index.search(vector, reader, pool)
+            ranked["vector"] = [label for label, _ in hits]
+            sims.update(hits)
+        if mode in ("hybrid", "text"):
+            ranked["text"] = [label for label, _ in await self.text_index.search(query, reader, pool)]
+        fused = reciprocal_rank_fusion(
+            ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
+            k=self.config.rrf_k,
+        )
+        labels = [c.label for c in fused]
+        memories = await self.store.get_by_labels(labels)
+        missing = [label for label in labels if label not in sims]
+        sims.update(await self.vector_index.similarities(vector, missing))
+        now = utc_now()
+        results: list[SearchResult] = []
+        for candidate in fused:
+            memory = memories.get(candidate.label)
+            if memory is None or not memory.is_current or not is_visible(memory, reader):
+                continue
+            similarity = sims.get(candidate.label, 0.0)
+            if similarity < threshold:
+                continue
+            age_days = (now - (memory.last_accessed or memory.valid_from)).total_seconds() / 86_400
+            score = final_score(
+                candidate.rrf, memory.importance, age_days,
+                importance_weight=self.config.importance_weight,
+                recency_weight=self.config.recency_weight,
+                half_life_days=self.config.recency_half_life_days,
+            )
+            results.append(SearchResult(memory, similarity, score, candidate.vector_rank, candidate.text_rank))
+        results.sort(key=lambda r: -r.score)
+        return results[:top_k]
+
+    async def text_search(
+        self,
+        query: str,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 10,
+        categories: Sequence[MemoryCategory | str] | None = None,
+    ) -> list[SearchResult]:
+        """Keyword (BM25) search over the memories a reader sees. Any text is
+        safe: operators and punctuation in ``query`` are matched as words."""
+        return await self.search(query, user_id, session_id, agent_id, turn_id, top_k=top_k,
+                                 min_similarity=-1.0, categories=categories, mode="text")
+
+    async def recall(
+        self,
+        query: str,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        turn_id: str | None = None,
+        top_k: int = 5,
+        min_similarity: float = 0.0,
+        categories: Sequence[MemoryCategory | str] | None = None,
+    ) -> list[Memory]:
+        """Search and count the hits as recalled; returns the memories.
+
+        A narrower-than-user memory recalled ``bubble_min_recalls`` times is
+        promoted one level (recorded, see :meth:`promote`).
+        """
+        results = await self.search(query, user_id, session_id, agent_id, turn_id,
+                                    top_k=top_k, min_similarity=min_similarity, categories=categories)
+        memories = [r.memory for r in results]
+        await self.store.record_access([m.id for m in memories], utc_now())
+        recalled: list[Memory] = []
+        for memory in memories:
+            if memory.scope is not ScopeLevel.USER and memory.access_count + 1 >= self.config.bubble_min_recalls:
+                memory = await self.promote(memory.id, reason=f"recalled {memory.access_count + 1} times")
+            recalled.append(memory)
+        return recalled
+
+    async def rebuild_index(self) -> int:
+        """Rebuild the vector index from the stored embeddings; returns its size."""
+        self._check_open()
+        return await self.vector_index.rebuild()
+
+
+def _as_new_memory(raw: NewMemory | Mapping[str, Any] | str, index: int) -> NewMemory:
+    if isinstance(raw, NewMemory):
+        return raw
+    if isinstance(raw, str):
+        return NewMemory(content=raw)
+    if isinstance(raw, Mapping):
+        try:
+            return NewMemory(**raw)
+        except TypeError as exc:
+            raise InvalidInputError(f"item {index}: {exc}") from None
+    raise InvalidInputError(f"item {index} must be a NewMemory, a mapping or a string, got {type(raw).__name__}")

@@ -1,0 +1,75 @@
+"""Pure ranking functions: reciprocal-rank fusion and the final score."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["FusedCandidate", "final_score", "recency_factor", "reciprocal_rank_fusion"]
+
+
+@dataclass(frozen=True)
+class FusedCandidate:
+    """A label with its 1-based rank in each result list and its fused RRF score."""
+
+    label: int
+    rrf: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+def reciprocal_rank_fusion(
+    ranked_lists: Mapping[str, Sequence[int]],
+    weights: Mapping[str, float],
+    k: float = 60.0,
+) -> list[FusedCandidate]:
+    """Fuse ranked label lists: score(l) = sum over lists of weight / (k + rank).
+
+    ``ranked_lists`` maps a list name ("vector", "text") to labels, best first.
+    Ties keep the order of first appearance. Returns candidates best first.
+    """
+    scores: dict[int, float] = {}
+    ranks: dict[str, dict[int, int]] = {}
+    for name, labels in ranked_lists.items():
+        weight = weights.get(name, 1.0)
+        ranks[name] = {}
+        for position, label in enumerate(labels, start=1):
+            if label in ranks[name]:
+                continue
+            ranks[name][label] = position
+            scores[label] = scores.get(label, 0.0) + weight / (k + position)
+    order = sorted(scores, key=lambda label: -scores[label])
+    return [
+        FusedCandidate(
+            label=label,
+            rrf=scores[label],
+            vector_rank=ranks.get("vector", {}).get(label),
+            text_rank=ranks.get("text", {}).get(label),
+        )
+        for label in order
+    ]
+
+
+def recency_factor(age_days: float, half_life_days: float) -> float:
+    """1.0 for a memory seen now, halving every ``half_life_days``."""
+    return math.pow(0.5, max(age_days, 0.0) / half_life_days)
+
+
+def final_score(
+    rrf: float,
+    importance: float,
+    age_days: float,
+    *,
+    importance_weight: float,
+    recency_weight: float,
+    half_life_days: float,
+) -> float:
+    """The score results are ordered by: the fused rank score, boosted by
+    importance (0..1) and by recency (exponential decay), each by its weight.
+
+    With both weights 0 this is the plain RRF score.
+    """
+    boost = 1.0 + importance_weight * importance
+    boost *= 1.0 + recency_weight * recency_factor(age_days, half_life_days)
+    return rrf * boost
