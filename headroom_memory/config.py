@@ -109,12 +109,11 @@ class MemoryConfig(BaseModel):
     @model_validator(mode="after")
     def _check_dimension(self) -> MemoryConfig:
         known = KNOWN_DIMENSIONS.get(self.resolved_model)
-        if self.vector_dimension is not None and known is not None:
-            if self.vector_dimension != known:
-                raise ValueError(
-                    f"vector_dimension={self.vector_dimension} does not match the model "
-                    f"{self.resolved_model!r}, which produces {known}-dimensional vectors"
-                )
+        if self.vector_dimension is not None and known is not None and self.vector_dimension != known:
+            raise ValueError(
+                f"vector_dimension={self.vector_dimension} does not match the model "
+                f"{self.resolved_model!r}, which produces {known}-dimensional vectors"
+            )
         return self
 
     @property

@@ -355,11 +355,13 @@ class HierarchicalMemory:
         turn_id: str | None = None,
         category: MemoryCategory | str = MemoryCategory.FACT,
         importance: float = 0.5,
-        **kwargs: Any,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        scope: ScopeLevel | str | None = None,
     ) -> Memory:
         """Shorthand for :meth:`add`."""
-        return await self.add(content, user_id, session_id, agent_id, turn_id,
-                              category=category, importance=importance, **kwargs)
+        return await self.add(content, user_id, session_id, agent_id, turn_id, category=category,
+                              importance=importance, entity_refs=entity_refs, metadata=metadata, scope=scope)
 
     async def get(self, memory_id: str, user_id: str | None = None) -> Memory:
         """One memory by id. With ``user_id``, another user's id is not found."""
@@ -499,7 +501,7 @@ class HierarchicalMemory:
 
     # -- reads -----------------------------------------------------------
 
-    async def query(self, filter: MemoryFilter) -> list[Memory]:  # noqa: A002 - the page's name
+    async def query(self, filter: MemoryFilter) -> list[Memory]:
         """List memories matching ``filter`` exactly (no scope inheritance)."""
         self._check_open()
         if not isinstance(filter, MemoryFilter):

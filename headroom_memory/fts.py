@@ -8,9 +8,11 @@ __all__ = ["STOPWORDS", "fts_query", "query_terms"]
 
 # Lucene's English stop words plus a few conversational fillers.
 STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with what when where who which how did do does "
-    "i me my you your we our he she his her him its am been has have had".split()
+    """
+    a an and are as at be but by for if in into is it no not of on or such that the their
+    then there these they this to was will with what when where who which how did do does
+    i me my you your we our he she his her him its am been has have had
+    """.split()
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)

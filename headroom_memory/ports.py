@@ -94,7 +94,8 @@ class MemoryFilter:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, to_utc(value, name=name))
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+        bad_limit = isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+        if self.limit is not None and bad_limit:
             raise InvalidInputError(f"limit must be a positive integer or None, got {self.limit!r}")
         if isinstance(self.offset, bool) or not isinstance(self.offset, int) or self.offset < 0:
             raise InvalidInputError(f"offset must be a non-negative integer, got {self.offset!r}")

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .config import MemoryConfig
 from .engine import HierarchicalMemory
@@ -88,7 +88,7 @@ def sync_method(
         result: T = self._runner.run(getattr(self._target, name)(*args, **kwargs))
         return result
 
-    return method
+    return cast(Callable[Concatenate[Any, P], T], method)
 
 
 class SyncMemory:

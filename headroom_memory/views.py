@@ -97,9 +97,21 @@ class MemoryView:
         return await self.engine.visible(i.user_id, i.session_id, i.agent_id, i.turn_id,
                                          include_superseded=include_superseded)
 
-    async def supersede(self, memory_id: str, new_content: str, **changes: Any) -> Memory:
+    async def supersede(
+        self,
+        memory_id: str,
+        new_content: str,
+        *,
+        category: MemoryCategory | str | None = None,
+        importance: float | None = None,
+        entity_refs: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
         """Replace one of this user's memories with a new version."""
-        return await self.engine.supersede(memory_id, new_content, user_id=self.identity.user_id, **changes)
+        return await self.engine.supersede(
+            memory_id, new_content, user_id=self.identity.user_id, category=category,
+            importance=importance, entity_refs=entity_refs, metadata=metadata,
+        )
 
     async def history(self, memory_id: str) -> list[Memory]:
         """The supersession chain of one of this user's memories, oldest first."""

@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from headroom_memory import HierarchicalMemory, MemoryConfig  # noqa: E402
-from headroom_memory.adapters import LocalEmbedder  # noqa: E402
+from headroom_memory import HierarchicalMemory, MemoryConfig
+from headroom_memory.adapters import LocalEmbedder
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -41,4 +41,5 @@ def normalise(vectors: Any, expected_rows: int, dimension: int | None) -> np.nda
         raise EmbedderError("embedder returned NaN or infinite values")
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return array / norms
+    result: np.ndarray[Any, Any] = array / norms
+    return result

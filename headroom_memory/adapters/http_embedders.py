@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ..errors import EmbedderError, MemoryClosedError
+from ..errors import ConfigurationError, EmbedderError, MemoryClosedError
 from .embedding_utils import check_texts, normalise
 
 __all__ = ["OllamaEmbedder", "OpenAIEmbedder", "map_http_errors"]
@@ -61,10 +61,15 @@ class _HTTPEmbedder:
         return self._dimension
 
     async def load(self) -> None:
-        """Learn the dimension by embedding one probe text, if it is not configured."""
-        if self._dimension is None:
-            vectors = await self._post_batch(["dimension probe"])
-            self._dimension = int(vectors.shape[1])
+        """Embed one probe text: learns the dimension, or checks the configured one."""
+        configured, self._dimension = self._dimension, None
+        vectors = await self._post_batch(["dimension probe"])
+        self._dimension = int(vectors.shape[1])
+        if configured is not None and configured != self._dimension:
+            raise ConfigurationError(
+                f"vector_dimension={configured} but the {self.service} model {self._model!r} "
+                f"produces {self._dimension}-dimensional vectors"
+            )
 
     async def _post_batch(self, texts: list[str]) -> np.ndarray[Any, Any]:
         raise NotImplementedError

@@ -47,12 +47,12 @@ def _quiet_progress_bars() -> Iterator[None]:
         yield
         return
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was_enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 class LocalEmbedder:
@@ -102,11 +102,9 @@ class LocalEmbedder:
             try:
                 with _quiet_progress_bars():
                     model = SentenceTransformer(self._path, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any load failure is an embedder error
+            except Exception as exc:
                 raise EmbedderError(f"could not load embedding model {self._name!r}: {exc}") from exc
-            get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension"
-            )
+            get_dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             dim = get_dimension()
             if dim is None:
                 raise EmbedderError(f"model {self._name!r} does not report its dimension")
@@ -129,7 +127,7 @@ class LocalEmbedder:
                 texts, batch_size=self._batch_size, convert_to_numpy=True,
                 normalize_embeddings=True, show_progress_bar=False,
             )
-        except Exception as exc:  # noqa: BLE001 - surface as an embedder error
+        except Exception as exc:
             raise EmbedderError(f"embedding failed: {exc}") from exc
         return normalise(vectors, len(texts), self._dimension)
 

@@ -131,7 +131,7 @@ def filter_clause(flt: MemoryFilter, now: int, alias: str = "m") -> tuple[str, d
     if flt.scopes is not None:
         names = [f":f_scope{i}" for i in range(len(flt.scopes))]
         parts.append(f"{a}.scope IN ({', '.join(names) or 'NULL'})")
-        params.update({f"f_scope{i}": s.value for i, s in enumerate(flt.scopes)})  # type: ignore[union-attr]
+        params.update({f"f_scope{i}": ScopeLevel.parse(s).value for i, s in enumerate(flt.scopes)})
     if flt.as_of is not None:
         parts.append(f"{a}.valid_from <= :f_as_of AND ({a}.valid_until IS NULL OR {a}.valid_until > :f_as_of)")
         params["f_as_of"] = to_micros(flt.as_of)

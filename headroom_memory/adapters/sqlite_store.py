@@ -156,7 +156,13 @@ class SQLiteMemoryStore:
             if not parent.is_dir():
                 raise ConfigurationError(f"db_path folder does not exist: {parent}")
         with map_sqlite_errors(self.path):
-            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            connection = aiosqlite.connect(self.path, isolation_level=None)
+            # A forgotten close() must not keep the interpreter alive at exit;
+            # committed transactions are already durable in the WAL.
+            worker = getattr(connection, "_thread", None)
+            if worker is not None:
+                worker.daemon = True
+            self._conn = await connection
             try:
                 await self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
                 await self._conn.execute("PRAGMA journal_mode = WAL")
@@ -165,7 +171,8 @@ class SQLiteMemoryStore:
                 async with self._transaction():
                     for statement in _split_script(SCHEMA):
                         await self._conn.execute(statement)
-                    meta = dict(await self._conn.execute_fetchall("SELECT key, value FROM meta"))
+                    rows = await self._conn.execute_fetchall("SELECT key, value FROM meta")
+                    meta: dict[str, str] = {str(k): str(v) for k, v in rows}
                     if not meta:
                         meta = {
                             "schema_version": str(SCHEMA_VERSION),

@@ -1,0 +1,128 @@
+"""The HNSW index is a derived cache: rebuilt when missing or corrupt, caught up
+with rows other connections committed, and exact for the visible set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
+from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder
+
+TOPICS = [
+    "Goes sailing on the lake every summer",
+    "Is allergic to shellfish",
+    "Works as a nurse at the city hospital",
+    "Collects vintage vinyl records",
+    "Is learning to play the violin",
+    "Drives an old green Land Rover",
+    "Grows tomatoes on the balcony",
+    "Has twin daughters aged seven",
+]
+
+
+def hnsw_config(path: Path) -> MemoryConfig:
+    """A config that sends every search through the HNSW index."""
+    return MemoryConfig(db_path=path, exact_search_threshold=0)
+
+
+async def fill(memory: HierarchicalMemory) -> list[str]:
+    ids = [(await memory.add(text, "alice")).id for text in TOPICS]
+    for i in range(40):
+        await memory.add(f"Unrelated note number {i} about the office", "bob")
+    return ids
+
+
+async def top_hit(memory: HierarchicalMemory, query: str) -> str:
+    return (await memory.search(query, "alice", top_k=1, mode="vector"))[0].memory.content
+
+
+async def test_the_index_is_saved_beside_the_db_and_reused(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    config = hnsw_config(tmp_path / "m.db")
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        await fill(memory)
+        assert await top_hit(memory, "seafood allergy") == TOPICS[1]
+    meta = json.loads(Path(f"{config.db_path}.hnsw.json").read_text())
+    assert meta["count"] == len(TOPICS) + 40
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        assert await memory.vector_index.sync() == 0
+        assert await top_hit(memory, "music instrument lessons") == TOPICS[4]
+
+
+async def test_a_deleted_index_file_is_rebuilt(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    config = hnsw_config(tmp_path / "m.db")
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        await fill(memory)
+        await top_hit(memory, "boats")
+    Path(f"{config.db_path}.hnsw").unlink()
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        assert await top_hit(memory, "what car does she drive") == TOPICS[5]
+        assert isinstance(memory.vector_index, HNSWVectorIndex)
+        assert memory.vector_index.covered_label == len(TOPICS) + 40
+
+
+async def test_a_corrupt_index_file_is_rebuilt_not_trusted(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    config = hnsw_config(tmp_path / "m.db")
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        await fill(memory)
+        await top_hit(memory, "boats")
+    index_file = Path(f"{config.db_path}.hnsw")
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    index_file.write_bytes(bytes(data))
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        assert await top_hit(memory, "gardening vegetables") == TOPICS[6]
+
+
+async def test_an_index_of_another_database_is_not_used(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    first, second = hnsw_config(tmp_path / "a.db"), hnsw_config(tmp_path / "b.db")
+    async with await HierarchicalMemory.create(first, embedder=embedder) as memory:
+        await fill(memory)
+        await top_hit(memory, "boats")
+    async with await HierarchicalMemory.create(second, embedder=embedder) as memory:
+        await memory.add("Only memory in b", "alice")
+        await top_hit(memory, "anything")
+    Path(f"{first.db_path}.hnsw").replace(Path(f"{second.db_path}.hnsw"))
+    Path(f"{first.db_path}.hnsw.json").replace(Path(f"{second.db_path}.hnsw.json"))
+    async with await HierarchicalMemory.create(second, embedder=embedder) as memory:
+        hits = await memory.search("sailing", "alice", mode="vector", min_similarity=-1.0)
+        assert [h.memory.content for h in hits] == ["Only memory in b"]
+
+
+async def test_rows_committed_by_another_connection_are_found(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    config = hnsw_config(tmp_path / "shared.db")
+    async with await HierarchicalMemory.create(config, embedder=embedder) as reader, \
+            await HierarchicalMemory.create(config, embedder=embedder) as writer:
+        await fill(writer)
+        assert await top_hit(reader, "records and turntables") == TOPICS[3]
+        fresh = await writer.add("Speaks fluent Icelandic", "alice")
+        assert await top_hit(reader, "which languages does she speak") == fresh.content
+        old = await writer.add("Has a pet iguana", "alice")
+        await writer.supersede(old.id, "Has a pet tortoise")
+        hits = await reader.search("reptile pet", "alice", top_k=2, mode="vector")
+        assert "Has a pet iguana" not in [h.memory.content for h in hits]
+        assert hits[0].memory.content == "Has a pet tortoise"
+
+
+async def test_hnsw_path_returns_only_visible_rows_even_when_others_are_closer(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    config = MemoryConfig(db_path=tmp_path / "m.db", exact_search_threshold=5, hnsw_m=8,
+                          hnsw_ef_construction=32)
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        query = "favourite food"
+        qvec = (await embedder.embed([query]))[0]
+        rng = np.random.default_rng(1)
+        crowd = [NewMemory(content=f"n{i}", user_id="crowd", embedding=qvec + rng.normal(size=qvec.shape) * 0.02)
+                 for i in range(3000)]
+        await memory.add_many(crowd, batch_size=1000)
+        mine = await memory.add_many([f"Dana's note {i}: likes dish {i}" for i in range(10)], user_id="dana")
+        hits = await memory.search(query, "dana", top_k=10, mode="vector", min_similarity=-1.0)
+        assert {h.memory.id for h in hits} == {m.id for m in mine}
+
+
+async def test_rebuild_index_reports_every_stored_vector(memory: HierarchicalMemory) -> None:
+    await fill(memory)
+    assert await memory.rebuild_index() == len(TOPICS) + 40

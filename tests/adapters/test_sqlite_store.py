@@ -1,0 +1,84 @@
+"""The SQLite store: FTS5 safety, error mapping, and the embedder it was built with."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from headroom_memory import (
+    ConfigurationError,
+    HierarchicalMemory,
+    MemoryConfig,
+    MemoryFilter,
+    StorageError,
+)
+from headroom_memory.adapters import LocalEmbedder, SQLiteMemoryStore
+from headroom_memory.adapters.sqlite_sql import filter_clause, visibility_clause
+from headroom_memory.fts import fts_query
+from headroom_memory.ports import VectorFilter
+
+HOSTILE_QUERIES = [
+    "", " ", '"', '""', "'", "*", "-", "NEAR(", "NEAR(a b", "a OR", "OR", "AND", "NOT",
+    "(", ")", "((a)", 'foo"bar', "col:value", "content:secret", "^start", "a* OR b*",
+    "'; DROP TABLE memories; --", "\x00", "a AND NOT b", "{a b}", "a + b", "🎉 emoji",
+    "Robert'); DELETE FROM memories WHERE ('1'='1", "NEAR(a b, 5)", "-secret", "café",
+]
+
+
+async def test_hostile_text_queries_never_break_fts(memory: HierarchicalMemory) -> None:
+    mem = await memory.add("The secret NEAR the café is OR-shaped (really) *wow*", "alice")
+    for query in HOSTILE_QUERIES:
+        results = await memory.text_search(query, "alice")
+        assert all(r.memory.id == mem.id for r in results)
+        await memory.search(query, "alice")
+    assert [r.memory.id for r in await memory.text_search("secret", "alice")] == [mem.id]
+    assert [r.memory.id for r in await memory.text_search("cafe", "alice")] == [mem.id]
+    assert await memory.get(mem.id)
+
+
+def test_fts_query_quotes_every_term() -> None:
+    assert fts_query('NEAR(secret "x" OR -y*') == '"near" OR "secret" OR "x" OR "y"'
+    assert fts_query("the a of") is None
+    assert fts_query("") is None
+
+
+def test_sql_builders_bind_values_as_parameters() -> None:
+    evil = "x' OR '1'='1"
+    where, params = visibility_clause(VectorFilter(user_id=evil, session_id=evil), now=0)
+    assert evil not in where and params["v_user"] == evil
+    where, params = filter_clause(MemoryFilter(user_id=evil), now=0)
+    assert evil not in where and params["f_user_id"] == evil
+
+
+async def test_opening_with_another_embedding_model_is_refused(db_path: Path, embedder: LocalEmbedder) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as m:
+        await m.add("x", "alice")
+    store = SQLiteMemoryStore(db_path)
+    with pytest.raises(ConfigurationError, match="all-MiniLM-L6-v2"):
+        await store.open(model="text-embedding-3-small", dimension=1536)
+
+
+async def test_a_missing_folder_is_a_clear_error(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await HierarchicalMemory.create(MemoryConfig(db_path=tmp_path / "no" / "m.db"), embedder=embedder)
+
+
+async def test_a_read_only_database_raises_storage_error_and_keeps_data(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    config = MemoryConfig(db_path=db_path)
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        kept = await memory.add("Stored before", "alice")
+    store = SQLiteMemoryStore(db_path)
+    await store.open(model=embedder.model_name, dimension=embedder.dimension)
+    await store._db.execute("PRAGMA query_only = ON")
+    engine = HierarchicalMemory(config, store, memory.vector_index, memory.text_index, embedder, None,
+                                owns_embedder=False)
+    with pytest.raises(StorageError, match="read-only"):
+        await engine.add("New", "alice")
+    assert (await engine.get(kept.id)).content == "Stored before"
+    await store.close()
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 1

@@ -1,0 +1,160 @@
+"""Search quality basics, path visibility, and isolation between users across every call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from headroom_memory import (
+    HierarchicalMemory,
+    InvalidInputError,
+    MemoryCategory,
+    MemoryConfig,
+    MemoryFilter,
+    MemoryNotFoundError,
+    NewMemory,
+)
+from headroom_memory.adapters import LocalEmbedder
+
+
+async def test_the_pages_search_example(memory: HierarchicalMemory) -> None:
+    mem = await memory.add(
+        content="User prefers functional programming", user_id="alice",
+        session_id="sess-123", agent_id="code-assistant",
+        category=MemoryCategory.PREFERENCE, importance=0.9,
+    )
+    await memory.add("User's cat is called Miso", "alice", category=MemoryCategory.FACT)
+    results = await memory.search(
+        query="programming paradigm preferences", user_id="alice", session_id="sess-123",
+        agent_id="code-assistant", top_k=5, min_similarity=0.5, categories=[MemoryCategory.PREFERENCE],
+    )
+    assert [r.memory.id for r in results] == [mem.id]
+    assert results[0].similarity >= 0.5
+    assert results[0].score > 0
+    text_results = await memory.text_search(query="functional", user_id="alice",
+                                            session_id="sess-123", agent_id="code-assistant")
+    assert [r.memory.id for r in text_results] == [mem.id]
+    remembered = await memory.remember("Likes coffee", user_id="alice", importance=0.6)
+    relevant = await memory.recall("beverage preferences", user_id="alice")
+    assert relevant[0].id == remembered.id
+
+
+async def test_semantic_search_ranks_the_relevant_memory_first(memory: HierarchicalMemory) -> None:
+    facts = [
+        "Prefers Python for backend work",
+        "Has a golden retriever named Biscuit",
+        "Is training for the Berlin marathon",
+        "Lives in a flat in Lisbon",
+    ]
+    for fact in facts:
+        await memory.add(fact, "alice")
+    for query, expected in [
+        ("What programming language should I use?", facts[0]),
+        ("tell me about her dog", facts[1]),
+        ("running race preparation", facts[2]),
+        ("which city does she live in", facts[3]),
+    ]:
+        assert (await memory.search(query, "alice", top_k=1))[0].memory.content == expected
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+async def test_every_mode_finds_an_exact_keyword(memory: HierarchicalMemory, mode: str) -> None:
+    await memory.add("Project Apollo uses React", "alice", category="entity")
+    await memory.add("The weather was nice", "alice")
+    hits = await memory.search("Apollo", "alice", mode=mode)  # type: ignore[arg-type]
+    assert hits[0].memory.content == "Project Apollo uses React"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"top_k": 0}, "top_k"), ({"top_k": -3}, "top_k"), ({"min_similarity": 2.0}, "min_similarity"),
+     ({"mode": "fuzzy"}, "mode"), ({"user_id": ""}, "user_id"), ({"categories": ["x"]}, "category")],
+)
+async def test_search_rejects_bad_arguments(memory: HierarchicalMemory, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    args = {"query": "anything", "user_id": "alice", **kwargs}
+    with pytest.raises(InvalidInputError, match=message):
+        await memory.search(**args)
+
+
+async def test_an_empty_query_finds_nothing(memory: HierarchicalMemory) -> None:
+    await memory.add("Something", "alice")
+    assert await memory.search("", "alice") == []
+    assert await memory.search("   ", "alice") == []
+
+
+async def test_readers_see_only_their_path_up_the_tree(memory: HierarchicalMemory) -> None:
+    user = await memory.add("user level", "alice")
+    s1 = await memory.add("session one", "alice", session_id="s1")
+    s2 = await memory.add("session two", "alice", session_id="s2")
+    s1_bot = await memory.add("agent bot in s1", "alice", session_id="s1", agent_id="bot")
+    s1_other = await memory.add("agent other in s1", "alice", session_id="s1", agent_id="other")
+    s1_bot_t1 = await memory.add("turn t1", "alice", session_id="s1", agent_id="bot", turn_id="t1")
+    await memory.add("bob's", "bob", session_id="s1")
+
+    async def seen(**reader: str) -> set[str]:
+        visible = {m.id for m in await memory.visible("alice", **reader)}
+        found = {r.memory.id for r in await memory.search("level session agent turn", "alice",
+                                                           top_k=50, min_similarity=-1.0, **reader)}
+        assert found == visible
+        return visible
+
+    assert await seen() == {user.id}
+    assert await seen(session_id="s1") == {user.id, s1.id}
+    assert await seen(session_id="s2") == {user.id, s2.id}
+    assert await seen(session_id="s1", agent_id="bot") == {user.id, s1.id, s1_bot.id}
+    assert await seen(session_id="s1", agent_id="other") == {user.id, s1.id, s1_other.id}
+    assert await seen(session_id="s1", agent_id="bot", turn_id="t1") == {
+        user.id, s1.id, s1_bot.id, s1_bot_t1.id}
+    assert await seen(session_id="s1", agent_id="bot", turn_id="t2") == {user.id, s1.id, s1_bot.id}
+
+
+async def test_one_user_never_reaches_another_users_memory(memory: HierarchicalMemory) -> None:
+    """Every public call given alice's identity and bob's memory ids."""
+    bob = await memory.add("Bob's secret: the vault code is 4711", "bob", category="fact")
+    bob_new = await memory.supersede(bob.id, "Bob's secret: the vault code is 1234")
+    await memory.add("Alice likes jazz", "alice")
+    bob_before = await memory.query(MemoryFilter(user_id="bob", include_superseded=True))
+
+    for call in (
+        memory.get(bob_new.id, user_id="alice"),
+        memory.get_history(bob.id, user_id="alice"),
+        memory.supersede(bob_new.id, "hijacked", user_id="alice"),
+        memory.delete(bob_new.id, user_id="alice"),
+        memory.promote(bob_new.id, user_id="alice"),
+    ):
+        with pytest.raises(MemoryNotFoundError):
+            await call
+    for mode in ("hybrid", "vector", "text"):
+        hits = await memory.search("vault code secret", "alice", mode=mode, min_similarity=-1.0)  # type: ignore[arg-type]
+        assert all(r.memory.user_id == "alice" for r in hits)
+    assert all(m.user_id == "alice" for m in await memory.recall("vault code", "alice"))
+    assert all(m.user_id == "alice" for m in await memory.visible("alice", include_superseded=True))
+    assert (await memory.stats(user_id="alice"))["total"] == 1
+    await memory.clear("alice")
+    assert await memory.query(MemoryFilter(user_id="bob", include_superseded=True)) == bob_before
+
+
+async def test_search_is_exact_for_a_small_user_among_many_others(
+    tmp_path: object, embedder: LocalEmbedder
+) -> None:
+    """3 memories of one user in a store of 50,000 of other users, whose vectors
+    sit closer to the query than hers: all 3 come back, nobody else's."""
+    config = MemoryConfig(db_path=tmp_path / "big.db", hnsw_ef_construction=32, hnsw_m=8)  # type: ignore[operator]
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        query = "What does Carol do on weekends?"
+        qvec = (await embedder.embed([query]))[0]
+        rng = np.random.default_rng(7)
+        noise = rng.normal(size=(50_000, qvec.shape[0])).astype(np.float32) * 0.05
+        others = [
+            NewMemory(content=f"memory {i} of someone else", user_id=f"user-{i % 500}", embedding=qvec + n)
+            for i, n in enumerate(noise)
+        ]
+        await memory.add_many(others, batch_size=5_000)
+        mine = [await memory.add(text, "carol") for text in
+                ["Carol goes climbing on weekends", "Carol bakes sourdough", "Carol studies Japanese"]]
+        hits = await memory.search(query, "carol", top_k=5, min_similarity=-1.0, mode="vector")
+        assert {r.memory.id for r in hits} == {m.id for m in mine}
+        hybrid = await memory.search(query, "carol", top_k=5, min_similarity=-1.0)
+        assert {r.memory.id for r in hybrid} == {m.id for m in mine}
+        big_user = await memory.search(query, "user-3", top_k=10, mode="vector")
+        assert len(big_user) == 10 and all(r.memory.user_id == "user-3" for r in big_user)

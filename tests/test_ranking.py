@@ -1,0 +1,27 @@
+"""Reciprocal-rank fusion and the final score, worked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from headroom_memory.ranking import final_score, recency_factor, reciprocal_rank_fusion
+
+
+def test_rrf_scores_are_sums_of_weight_over_k_plus_rank() -> None:
+    fused = reciprocal_rank_fusion({"vector": [1, 2, 3], "text": [3, 4]}, {"vector": 1.0, "text": 2.0}, k=10)
+    scores = {c.label: c.rrf for c in fused}
+    assert scores[3] == pytest.approx(1 / 13 + 2 / 11)
+    assert scores[1] == pytest.approx(1 / 11)
+    assert scores[4] == pytest.approx(2 / 12)
+    assert [c.label for c in fused] == [3, 4, 1, 2]
+    assert (fused[0].vector_rank, fused[0].text_rank) == (3, 1)
+
+
+def test_final_score_boosts_importance_and_recency() -> None:
+    plain = final_score(0.1, 0.5, 0.0, importance_weight=0, recency_weight=0, half_life_days=30)
+    assert plain == pytest.approx(0.1)
+    important = final_score(0.1, 1.0, 0.0, importance_weight=0.5, recency_weight=0, half_life_days=30)
+    assert important == pytest.approx(0.15)
+    assert recency_factor(30, 30) == pytest.approx(0.5)
+    old = final_score(0.1, 0.5, 60, importance_weight=0, recency_weight=1, half_life_days=30)
+    assert old == pytest.approx(0.1 * 1.25)
