@@ -26,7 +26,7 @@ from .errors import (
 from .factory import build_embedder, check_dimension
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
-from .ranking import final_score, reciprocal_rank_fusion
+from .ranking import FusedCandidate, final_score, reciprocal_rank_fusion
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
 from .validation import (
@@ -592,27 +592,30 @@ class HierarchicalMemory:
             k=self.config.rrf_k,
         )
         labels = [c.label for c in fused]
-        memories = await self.store.get_by_labels(labels)
+        fields = await self.store.ranking_fields(labels)
         missing = [label for label in labels if label not in sims]
         sims.update(await self.vector_index.similarities(vector, missing))
         now = utc_now()
-        results: list[SearchResult] = []
+        scored: list[tuple[float, FusedCandidate]] = []
         for candidate in fused:
-            memory = memories.get(candidate.label)
-            if memory is None or not memory.is_current or not is_visible(memory, reader):
+            if candidate.label not in fields or sims.get(candidate.label, 0.0) < threshold:
                 continue
-            similarity = sims.get(candidate.label, 0.0)
-            if similarity < threshold:
-                continue
-            age_days = (now - (memory.last_accessed or memory.valid_from)).total_seconds() / 86_400
+            importance, seen = fields[candidate.label]
             score = final_score(
-                candidate.rrf, memory.importance, age_days,
+                candidate.rrf, importance, (now - seen).total_seconds() / 86_400,
                 importance_weight=self.config.importance_weight,
                 recency_weight=self.config.recency_weight,
                 half_life_days=self.config.recency_half_life_days,
             )
-            results.append(SearchResult(memory, similarity, score, candidate.vector_rank, candidate.text_rank))
-        results.sort(key=lambda r: -r.score)
+            scored.append((score, candidate))
+        scored.sort(key=lambda pair: -pair[0])
+        winners = scored[: top_k + 5]
+        memories = await self.store.get_by_labels([c.label for _, c in winners])
+        results = [
+            SearchResult(memories[c.label], sims.get(c.label, 0.0), score, c.vector_rank, c.text_rank)
+            for score, c in winners
+            if c.label in memories and memories[c.label].is_current and is_visible(memories[c.label], reader)
+        ]
         return results[:top_k]
 
     async def text_search(

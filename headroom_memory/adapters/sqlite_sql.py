@@ -6,6 +6,7 @@ column names and fixed keywords chosen here, never caller input.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..models import ScopeLevel
@@ -17,8 +18,10 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "current_clause",
+    "fts_match",
     "filter_clause",
     "select_sql",
+    "user_key",
     "visibility_clause",
 ]
 
@@ -46,6 +49,7 @@ CREATE TABLE IF NOT EXISTS memories (
     session_id TEXT,
     agent_id TEXT,
     turn_id TEXT,
+    user_key TEXT NOT NULL,
     entity_refs TEXT NOT NULL DEFAULT '[]',
     metadata TEXT NOT NULL DEFAULT '{}',
     embedding BLOB NOT NULL,
@@ -62,18 +66,20 @@ CREATE INDEX IF NOT EXISTS idx_memories_path
     ON memories (user_id, scope, session_id, agent_id, turn_id);
 CREATE INDEX IF NOT EXISTS idx_memories_user_time ON memories (user_id, valid_from);
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    content, content='memories', content_rowid='seq',
+    content, user_key, content='memories', content_rowid='seq',
     tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+    INSERT INTO memories_fts (rowid, content, user_key) VALUES (new.seq, new.content, new.user_key);
 END;
 CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
+    INSERT INTO memories_fts (memories_fts, rowid, content, user_key)
+        VALUES ('delete', old.seq, old.content, old.user_key);
 END;
 CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF content ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, content) VALUES ('delete', old.seq, old.content);
-    INSERT INTO memories_fts (rowid, content) VALUES (new.seq, new.content);
+    INSERT INTO memories_fts (memories_fts, rowid, content, user_key)
+        VALUES ('delete', old.seq, old.content, old.user_key);
+    INSERT INTO memories_fts (rowid, content, user_key) VALUES (new.seq, new.content, new.user_key);
 END;
 CREATE TABLE IF NOT EXISTS counters (
     user_id TEXT NOT NULL,
@@ -82,6 +88,22 @@ CREATE TABLE IF NOT EXISTS counters (
     PRIMARY KEY (user_id, name)
 );
 """
+
+
+def user_key(user_id: str) -> str:
+    """The single FTS token standing for a user: 'u' + 16 hex digits of a hash.
+
+    The text index is searched with ``user_key : "<key>" AND content : (...)``, so
+    FTS5 intersects the query terms with that user's short posting list instead
+    of scoring every user's matches. It only narrows: visibility is still
+    checked exactly in SQL, so a (vanishingly unlikely) hash collision cannot leak.
+    """
+    return "u" + hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def fts_match(terms: str, user_id: str) -> str:
+    """The MATCH expression for quoted ``terms`` (see :func:`fts_query`) of one user."""
+    return f'user_key : "{user_key(user_id)}" AND content : ({terms})'
 
 
 def current_clause(now: int, alias: str = "m") -> tuple[str, dict[str, Any]]:

@@ -36,7 +36,9 @@ from .sqlite_sql import (
     SCHEMA_VERSION,
     current_clause,
     filter_clause,
+    fts_match,
     select_sql,
+    user_key,
     visibility_clause,
 )
 
@@ -44,10 +46,10 @@ __all__ = ["SQLiteMemoryStore", "map_sqlite_errors", "memory_from_row"]
 
 _INSERT = (
     "INSERT INTO memories (id, content, category, importance, scope, user_id, session_id, "
-    "agent_id, turn_id, entity_refs, metadata, embedding, created_at, valid_from, valid_until, "
+    "agent_id, turn_id, user_key, entity_refs, metadata, embedding, created_at, valid_from, valid_until, "
     "supersedes, superseded_by, promoted_from, access_count, last_accessed) VALUES "
     "(:id, :content, :category, :importance, :scope, :user_id, :session_id, :agent_id, "
-    ":turn_id, :entity_refs, :metadata, :embedding, :created_at, :valid_from, :valid_until, "
+    ":turn_id, :user_key, :entity_refs, :metadata, :embedding, :created_at, :valid_from, :valid_until, "
     ":supersedes, :superseded_by, :promoted_from, :access_count, :last_accessed)"
 )
 
@@ -111,6 +113,7 @@ def _row_params(memory: Memory) -> dict[str, Any]:
         "session_id": memory.session_id,
         "agent_id": memory.agent_id,
         "turn_id": memory.turn_id,
+        "user_key": user_key(memory.user_id),
         "entity_refs": json.dumps(list(memory.entity_refs)),
         "metadata": json.dumps(dict(memory.metadata)),
         "embedding": np.asarray(memory.embedding, dtype=np.float32).tobytes(),
@@ -364,6 +367,18 @@ class SQLiteMemoryStore:
         rows = await self._fetchall(select_sql(f"m.seq IN ({names})"), params)
         return dict(memory_from_row(r) for r in rows)
 
+    async def ranking_fields(self, labels: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+        """(importance, last seen) by label, the row fields ranking needs; cheaper
+        than loading whole memories for every candidate."""
+        if not labels:
+            return {}
+        names, params = _in_list("l", list(labels))
+        rows = await self._fetchall(
+            f"SELECT seq, importance, COALESCE(last_accessed, valid_from) FROM memories WHERE seq IN ({names})",
+            params,
+        )
+        return {seq: (importance, from_micros(seen)) for seq, importance, seen in rows}
+
     async def get_embeddings(self, labels: Sequence[int]) -> dict[int, np.ndarray[Any, Any]]:
         """Stored embeddings by label."""
         if not labels:
@@ -500,15 +515,16 @@ class SQLiteMemoryStore:
     # -- text index ------------------------------------------------------
 
     async def text_search(
-        self, match: str, flt: VectorFilter, limit: int
+        self, terms: str, flt: VectorFilter, limit: int
     ) -> list[tuple[int, float]]:
-        """(label, BM25 score, higher is better) for an already-safe MATCH expression."""
+        """(label, BM25 score, higher is better) of visible rows matching ``terms``,
+        an already-quoted FTS5 expression (see :func:`headroom_memory.fts.fts_query`)."""
         where, params = visibility_clause(flt, to_micros(utc_now()))
         rows = await self._fetchall(
-            "SELECT m.seq, bm25(memories_fts) AS rank FROM memories_fts "
+            "SELECT m.seq, bm25(memories_fts, 1.0, 0.0) AS rank FROM memories_fts "
             "JOIN memories m ON m.seq = memories_fts.rowid "
             f"WHERE memories_fts MATCH :match AND {where} ORDER BY rank LIMIT :limit",
-            {**params, "match": match, "limit": limit},
+            {**params, "match": fts_match(terms, flt.user_id), "limit": limit},
         )
         return [(r[0], -float(r[1])) for r in rows]
 
