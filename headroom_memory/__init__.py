@@ -30,11 +30,13 @@ from .errors import (
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
 from .ports import MemoryFilter, VectorFilter
 from .sync import SyncMemory
-from .views import Identity, MemoryView, SyncMemoryView
+from .views import AsyncMemoryView, Identity, MemoryView, SyncMemoryView
+from .wrapper import MemoryClient, with_memory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMemoryView",
     "ConfigurationError",
     "EmbedderBackend",
     "EmbedderError",
@@ -44,6 +46,7 @@ __all__ = [
     "InvalidInputError",
     "Memory",
     "MemoryCategory",
+    "MemoryClient",
     "MemoryClosedError",
     "MemoryConfig",
     "MemoryConflictError",
@@ -58,6 +61,7 @@ __all__ = [
     "SyncMemoryView",
     "VectorFilter",
     "VectorIndexError",
+    "with_memory",
 ]
 
 for _name in __all__:

@@ -21,7 +21,7 @@ from .config import MemoryConfig
 from .engine import HierarchicalMemory
 from .errors import HeadroomMemoryError, MemoryClosedError
 
-__all__ = ["LoopThread", "SyncMemory", "sync_method"]
+__all__ = ["LoopThread", "SyncMemory", "async_method", "sync_method"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -89,6 +89,22 @@ def sync_method(
         return result
 
     return cast(Callable[Concatenate[Any, P], T], method)
+
+
+def async_method(
+    async_fn: Callable[Concatenate[Any, P], Awaitable[T]],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """An async method that runs ``async_fn`` of ``self._target`` on ``self._runner``'s
+    loop and awaits it from the caller's loop (any loop, without blocking it)."""
+
+    name = async_fn.__name__
+
+    @functools.wraps(async_fn)
+    async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await self._runner.run_async(getattr(self._target, name)(*args, **kwargs))
+        return result
+
+    return cast(Callable[Concatenate[Any, P], Coroutine[Any, Any, T]], method)
 
 
 class SyncMemory:

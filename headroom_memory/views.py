@@ -15,9 +15,9 @@ from typing import Any
 from .engine import HierarchicalMemory
 from .models import Memory, MemoryCategory, ScopeLevel, SearchResult
 from .scopes import validate_id
-from .sync import LoopThread, sync_method
+from .sync import LoopThread, async_method, sync_method
 
-__all__ = ["Identity", "MemoryView", "SyncMemoryView"]
+__all__ = ["AsyncMemoryView", "Identity", "MemoryView", "SyncMemoryView"]
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,19 @@ class MemoryView:
         """Delete one of this user's memories."""
         await self.engine.delete(memory_id, self.identity.user_id)
 
-    async def clear(self) -> int:
-        """Delete the memories of the bound node: the whole user when only a
-        user is bound, else only that session's (and agent's, turn's)."""
+    async def clear(self, scope: ScopeLevel | str | None = None) -> int:
+        """Delete memories, never more than the bound node: by default that node's
+        (the whole user when only a user is bound, else only that session's, or
+        agent's, or turn's); ``scope="user"`` (or "session", ...) widens up to
+        that level of the bound identity. Returns how many were deleted."""
         i = self.identity
-        return await self.engine.clear(i.user_id, i.session_id, i.agent_id, i.turn_id)
+        depth = 3 if scope is None else ScopeLevel.parse(scope).depth
+        return await self.engine.clear(
+            i.user_id,
+            i.session_id if depth >= 1 else None,
+            i.agent_id if depth >= 2 else None,
+            i.turn_id if depth >= 3 else None,
+        )
 
     async def stats(self) -> dict[str, Any]:
         """Counts for this user: ``total``, ``categories``, ``scopes``, ..."""
@@ -155,3 +163,29 @@ class SyncMemoryView:
     delete = sync_method(MemoryView.delete)
     clear = sync_method(MemoryView.clear)
     stats = sync_method(MemoryView.stats)
+
+
+class AsyncMemoryView:
+    """The async form of :class:`MemoryView` for code running on its own event
+    loop (``AsyncOpenAI``, async frameworks): each call runs on the loop thread
+    that owns the engine and is awaited without blocking the caller's loop."""
+
+    def __init__(self, view: MemoryView, runner: LoopThread) -> None:
+        self._target = view
+        self._runner = runner
+
+    @property
+    def identity(self) -> Identity:
+        """The identity this view is bound to."""
+        return self._target.identity
+
+    search = async_method(MemoryView.search)
+    search_results = async_method(MemoryView.search_results)
+    add = async_method(MemoryView.add)
+    get = async_method(MemoryView.get)
+    get_all = async_method(MemoryView.get_all)
+    supersede = async_method(MemoryView.supersede)
+    history = async_method(MemoryView.history)
+    delete = async_method(MemoryView.delete)
+    clear = async_method(MemoryView.clear)
+    stats = async_method(MemoryView.stats)

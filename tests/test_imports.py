@@ -6,6 +6,7 @@ import headroom_memory
 import headroom_memory.ports as ports
 
 EXPECTED = [
+    "AsyncMemoryView", "MemoryClient", "with_memory",
     "ConfigurationError", "EmbedderBackend", "EmbedderError", "HeadroomMemoryError",
     "HierarchicalMemory", "Identity", "InvalidInputError", "Memory", "MemoryCategory",
     "MemoryClosedError", "MemoryConfig", "MemoryConflictError", "MemoryFilter",
