@@ -10,10 +10,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test lint bench-search clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,dev]' \
+		-e integrations/langchain
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check headroom_memory tests benchmarks examples
+	$(VENV)/bin/ruff check headroom_memory integrations tests benchmarks examples
 	$(VENV)/bin/mypy
 
 bench-search: $(STAMP)

@@ -660,6 +660,42 @@ class HierarchicalMemory:
             recalled.append(memory)
         return recalled
 
+    # -- raw conversation history ---------------------------------------
+
+    async def append_messages(
+        self, user_id: str, session_id: str, messages: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Append raw chat messages (JSON-serialisable mappings) to a session's history.
+
+        This is the verbatim conversation kept beside the memories (for chat
+        histories of the integrations); it is not searched."""
+        self._check_open()
+        user = validate_id(user_id, "user_id", required=True)
+        session = validate_id(session_id, "session_id", required=True)
+        assert user is not None and session is not None
+        if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+            raise InvalidInputError("messages must be a list of mappings")
+        checked = [check_metadata(m) if isinstance(m, Mapping) else None for m in messages]
+        if any(m is None for m in checked):
+            raise InvalidInputError("every message must be a mapping")
+        await self.store.append_messages(user, session, [m for m in checked if m is not None])
+
+    async def get_messages(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
+        """A session's raw chat messages, oldest first."""
+        self._check_open()
+        user = validate_id(user_id, "user_id", required=True)
+        session = validate_id(session_id, "session_id", required=True)
+        assert user is not None and session is not None
+        return await self.store.get_messages(user, session)
+
+    async def clear_messages(self, user_id: str, session_id: str) -> int:
+        """Delete a session's raw chat messages (its memories stay); returns how many."""
+        self._check_open()
+        user = validate_id(user_id, "user_id", required=True)
+        session = validate_id(session_id, "session_id", required=True)
+        assert user is not None and session is not None
+        return await self.store.clear_messages(user, session)
+
     async def rebuild_index(self) -> int:
         """Rebuild the vector index from the stored embeddings; returns its size."""
         self._check_open()

@@ -7,7 +7,7 @@ text indexes speak in labels, the store turns labels back into memories.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -192,6 +192,15 @@ class MemoryStore(Protocol):
 
     async def max_label(self) -> int:
         """The highest committed label (0 when empty)."""
+
+    async def append_messages(self, user_id: str, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Append raw conversation messages (JSON objects) to a session."""
+
+    async def get_messages(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
+        """A session's raw messages, oldest first."""
+
+    async def clear_messages(self, user_id: str, session_id: str) -> int:
+        """Delete a session's raw messages."""
 
     async def stats(self, flt: MemoryFilter) -> dict[str, Any]:
         """Counts by category and scope, current/superseded/expired, merged adds."""

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from headroom_memory import HierarchicalMemory, MemoryConfig
+from headroom_memory import HierarchicalMemory, MemoryConfig, SyncMemory
 from headroom_memory.adapters import LocalEmbedder
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,6 +36,14 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def config(db_path: Path) -> MemoryConfig:
     return MemoryConfig(db_path=db_path)
+
+
+@pytest.fixture
+def sync_memory(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[SyncMemory]:
+    """A blocking memory on a fresh SQLite file, sharing the loaded model."""
+    memory = SyncMemory(MemoryConfig(db_path=tmp_path / "sync.db"), embedder=embedder)
+    yield memory
+    memory.close()
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ from headroom_memory import (
 from headroom_memory.adapters import LocalEmbedder
 
 
-@pytest.fixture
-def sync_memory(tmp_path: Path, embedder: LocalEmbedder) -> SyncMemory:
-    memory = SyncMemory(MemoryConfig(db_path=tmp_path / "s.db"), embedder=embedder)
-    yield memory  # type: ignore[misc]
-    memory.close()
-
-
 def test_sync_calls_mirror_the_async_api(sync_memory: SyncMemory) -> None:
     mem = sync_memory.add("Prefers Python", user_id="alice", category="preference")
     new = sync_memory.supersede(mem.id, "Prefers Rust")

@@ -81,6 +81,14 @@ CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF content ON memo
         VALUES ('delete', old.seq, old.content, old.user_key);
     INSERT INTO memories_fts (rowid, content, user_key) VALUES (new.seq, new.content, new.user_key);
 END;
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_messages_session ON messages (user_id, session_id, seq);
 CREATE TABLE IF NOT EXISTS counters (
     user_id TEXT NOT NULL,
     name TEXT NOT NULL,

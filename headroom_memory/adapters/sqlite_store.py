@@ -14,7 +14,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -351,6 +351,31 @@ class SQLiteMemoryStore:
                 "ON CONFLICT (user_id, name) DO UPDATE SET value = value + excluded.value",
                 (user_id, name, amount),
             )
+
+    async def append_messages(self, user_id: str, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Append raw conversation messages (JSON objects) to a session, in one transaction."""
+        now = to_micros(utc_now())
+        rows = [(user_id, session_id, json.dumps(dict(m)), now) for m in messages]
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO messages (user_id, session_id, message, created_at) VALUES (?, ?, ?, ?)", rows
+            )
+
+    async def get_messages(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
+        """A session's raw messages, oldest first."""
+        rows = await self._fetchall(
+            "SELECT message FROM messages WHERE user_id = ? AND session_id = ? ORDER BY seq",
+            (user_id, session_id),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    async def clear_messages(self, user_id: str, session_id: str) -> int:
+        """Delete a session's raw messages; returns how many."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM messages WHERE user_id = ? AND session_id = ?", (user_id, session_id)
+            )
+            return int(cursor.rowcount)
 
     # -- reads -----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from headroom_memory import (
 )
 from headroom_memory.adapters import LocalEmbedder, OllamaEmbedder, OpenAIEmbedder
 from headroom_memory.adapters.local_embedder import resolve_local_model
-from tests.loopback import Reply, loopback_server
+from headroom_memory.testing import Reply, loopback_server
 
 DIM = 8
 

@@ -1,24 +1,105 @@
-"""An OpenAI-compatible chat server on 127.0.0.1 with scripted answers.
+"""Test helpers: an OpenAI-compatible chat server on 127.0.0.1 with scripted answers.
 
-It speaks ``POST /v1/chat/completions`` (plain JSON, and SSE with
-``stream=True``, split into chunks of ``chunk_size`` characters) and
-``POST /v1/embeddings`` / ``GET /v1/models`` for pass-through checks. Every
-request body is recorded so tests can assert on what the model received.
+For your own tests, notebooks and demos without an API key::
+
+    from headroom_memory.testing import ScriptedModel, openai_server
+
+    with openai_server(ScriptedModel(["Hi!\n<memory>[]</memory>"])) as (base_url, recorded):
+        client = with_memory(OpenAI(base_url=base_url, api_key="test"), user_id="alice")
+
+The server speaks ``POST .../chat/completions`` (plain JSON, and SSE with
+``stream=True`` in chunks of ``chunk_size`` characters), ``POST /v1/embeddings``
+and ``GET /v1/models``. Every request body is recorded so tests can check what
+the model received. It listens on a free loopback port only.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.loopback import Recorded, Reply, loopback_server
+__all__ = ["Recorded", "Reply", "ScriptedModel", "loopback_server", "openai_server", "system_texts"]
 
-Script = Callable[[dict[str, Any]], str | dict[str, Any]]
 
+@dataclass
+class Reply:
+    """What the server sends: a JSON body, or raw bytes with a content type."""
+
+    status: int = 200
+    json_body: Any = None
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    chunks: list[bytes] | None = None
+
+
+@dataclass
+class Recorded:
+    """Requests the server received: (method, path, parsed JSON body)."""
+
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+Handler = Callable[[str, str, Any], Reply]
+
+
+@contextmanager
+def loopback_server(handler: Handler) -> Iterator[tuple[str, Recorded]]:
+    """Serve ``handler(method, path, json_body) -> Reply`` on a free loopback port.
+
+    Yields the base URL (``http://127.0.0.1:PORT``) and the record of requests.
+    """
+    recorded = Recorded()
+
+    class _Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            recorded.requests.append((self.command, self.path, body))
+            reply = handler(self.command, self.path, body)
+            if reply.chunks is not None:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in reply.chunks:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            payload = reply.raw if reply.raw is not None else json.dumps(reply.json_body).encode()
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 @dataclass
 class ScriptedModel:
