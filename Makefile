@@ -10,11 +10,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test lint bench-search clean
 
-$(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml
+$(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml integrations/llama_index/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,dev]' \
-		-e integrations/langchain
+		-e integrations/langchain -e integrations/llama_index
 	touch $(STAMP)
 
 demo: $(STAMP)
