@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench-search clean
+.PHONY: demo test lint bench-quality bench-latency bench-wrapper clean
 
 $(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml integrations/llama_index/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check headroom_memory integrations tests benchmarks examples
 	$(VENV)/bin/mypy
 
-bench-search: $(STAMP)
+DATA ?= ../shared/data/locomo/dev.json
+
+bench-quality: $(STAMP)
+	$(PY) benchmarks/locomo_recall.py --data $(DATA)
+
+bench-latency: $(STAMP)
 	$(PY) benchmarks/search_latency.py
+
+bench-wrapper: $(STAMP)
+	$(PY) benchmarks/wrapper_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -82,9 +82,9 @@ class MemoryConfig(BaseModel):
         ge=0,
         description="Visible sets up to this size are scored exactly; larger ones use HNSW.",
     )
-    rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal-rank-fusion constant.")
+    rrf_k: float = Field(default=5.0, gt=0, description="Reciprocal-rank-fusion constant (tuned on LoCoMo dev).")
     vector_weight: float = Field(default=1.0, ge=0)
-    text_weight: float = Field(default=1.0, ge=0)
+    text_weight: float = Field(default=1.5, ge=0)
     importance_weight: float = Field(default=0.02, ge=0)
     recency_weight: float = Field(default=0.0, ge=0)
     recency_half_life_days: float = Field(default=30.0, gt=0)
