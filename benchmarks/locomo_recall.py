@@ -28,7 +28,6 @@ import re
 import statistics
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +35,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
+from headroom_memory.locomo import conversation_memories, evidence_ids, read_locomo
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
-_EVIDENCE = re.compile(r"D(\d+):0*(\d+)")
-
-
-def session_date(text: str) -> datetime:
-    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y")
 
 
 def turns(conversation: dict[str, Any], captions: bool) -> list[NewMemory]:
-    """One memory per dialog turn of every session that has turns."""
-    body = conversation["conversation"]
-    items: list[NewMemory] = []
-    for key in sorted((k for k in body if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1])):
-        if not body[key]:
-            continue
-        when = session_date(body[f"{key}_date_time"])
-        for turn in body[key]:
-            text = f"{turn['speaker']}: {turn['text']}"
-            if captions and turn.get("blip_caption"):
-                text += f" [shares {turn['blip_caption']}]"
-            items.append(NewMemory(content=text, user_id=conversation["sample_id"], created_at=when,
-                                   metadata={"dia_id": turn["dia_id"], "session": key}))
-    return items
+    """One memory per dialog turn (see headroom_memory.locomo)."""
+    return conversation_memories(conversation, captions=captions)
 
 
 LUCENE_STOPWORDS = set(
@@ -102,14 +85,8 @@ class PlainBM25:
         return [dia for score, dia in sorted(scores, key=lambda x: -x[0])[:k] if score > 0]
 
 
-def evidence_ids(raw: list[str], known: set[str]) -> set[str]:
-    """Normalised evidence ids (D<s>:<t>, no leading zeros) that name a real turn."""
-    found = {f"D{s}:{int(t)}" for entry in raw for s, t in _EVIDENCE.findall(entry)}
-    return found & known
-
-
 async def run(data: Path, ks: list[int], modes: list[str], limit: int | None, captions: bool) -> dict[str, Any]:
-    conversations = json.loads(data.read_text())[: limit or None]
+    conversations = read_locomo(data)[: limit or None]
     folder = Path(tempfile.mkdtemp(prefix="headroom-locomo-"))
     memory = await HierarchicalMemory.create(MemoryConfig(db_path=folder / "locomo.db", cache_enabled=False))
     items = [item for conv in conversations for item in turns(conv, captions)]

@@ -21,6 +21,7 @@ from .errors import (
     ConfigurationError,
     InvalidInputError,
     MemoryClosedError,
+    MemoryConflictError,
     MemoryNotFoundError,
 )
 from .factory import build_embedder, check_dimension
@@ -345,6 +346,37 @@ class HierarchicalMemory:
             if bar is not None:
                 bar.close()
         return stored
+
+    async def restore(
+        self, memories: Sequence[tuple[Memory, np.ndarray[Any, Any] | None]], *, batch_size: int = 500
+    ) -> int:
+        """Write memories exactly as exported (ids, timestamps, supersession links,
+        counters), computing missing embeddings; for imports and backups.
+
+        Raises MemoryConflictError, writing nothing, when an id is already stored.
+        """
+        self._check_open()
+        ids = [m.id for m, _ in memories]
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("the memories to restore repeat an id")
+        existing = [mid for mid in ids if await self.store.get(mid) is not None]
+        if existing:
+            raise MemoryConflictError(f"{len(existing)} memories already exist, e.g. {existing[0]!r}")
+        for start in range(0, len(memories), batch_size):
+            batch = memories[start : start + batch_size]
+            vectors = [None if v is None else self._check_vector(v, start + i) for i, (_, v) in enumerate(batch)]
+            todo = [i for i, v in enumerate(vectors) if v is None]
+            if todo:
+                fresh = await self.embedder.embed([batch[i][0].content for i in todo])
+                for i, vector in zip(todo, fresh):
+                    vectors[i] = vector
+            await self.store.insert([replace(m, embedding=v) for (m, _), v in zip(batch, vectors)])
+        return len(memories)
+
+    async def embeddings(self, memory_ids: Sequence[str]) -> dict[str, np.ndarray[Any, Any]]:
+        """The stored embedding of each memory id (unknown ids are left out)."""
+        self._check_open()
+        return await self.store.embeddings_by_id(list(memory_ids))
 
     async def remember(
         self,

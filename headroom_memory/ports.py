@@ -148,6 +148,9 @@ class MemoryStore(Protocol):
     async def get_by_labels(self, labels: Sequence[int]) -> dict[int, Memory]:
         """Memories by label (missing labels are left out)."""
 
+    async def embeddings_by_id(self, memory_ids: Sequence[str]) -> dict[str, Vector]:
+        """Stored embeddings by memory id."""
+
     async def ranking_fields(self, labels: Sequence[int]) -> dict[int, tuple[float, datetime]]:
         """(importance, last accessed or valid_from) by label, for ranking."""
 

@@ -159,6 +159,8 @@ class SyncMemory:
     append_messages = sync_method(HierarchicalMemory.append_messages)
     get_messages = sync_method(HierarchicalMemory.get_messages)
     clear_messages = sync_method(HierarchicalMemory.clear_messages)
+    restore = sync_method(HierarchicalMemory.restore)
+    embeddings = sync_method(HierarchicalMemory.embeddings)
 
     def close(self) -> None:
         """Close the engine, then stop the loop thread; safe to call twice."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import KNOWN_DIMENSIONS
 from ..errors import EmbedderError, MemoryClosedError
 from .embedding_utils import check_texts, normalise
 
@@ -68,7 +69,9 @@ class LocalEmbedder:
         self._batch_size = batch_size
         self._device = device
         self._model: Any = None
-        self._dimension: int | None = None
+        # A well-known model's dimension is known without loading it, so opening a
+        # memory (CLI, listing, stats) does not pay for loading the model.
+        self._dimension: int | None = KNOWN_DIMENSIONS.get(model)
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="headroom-embed"
         )
@@ -108,12 +111,16 @@ class LocalEmbedder:
             dim = get_dimension()
             if dim is None:
                 raise EmbedderError(f"model {self._name!r} does not report its dimension")
+            if self._dimension is not None and int(dim) != self._dimension:
+                raise EmbedderError(f"model {self._name!r} produces {dim}-d vectors, expected {self._dimension}")
             self._model, self._dimension = model, int(dim)
         return self._model
 
     async def load(self) -> None:
-        """Load the model now (on the worker thread)."""
-        await self._run(self._load)
+        """Load the model now (on the worker thread) unless its dimension is
+        already known; then it loads on first use."""
+        if self._dimension is None:
+            await self._run(self._load)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._executor is None:

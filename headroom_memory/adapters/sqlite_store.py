@@ -404,6 +404,14 @@ class SQLiteMemoryStore:
         )
         return {seq: (importance, from_micros(seen)) for seq, importance, seen in rows}
 
+    async def embeddings_by_id(self, memory_ids: Sequence[str]) -> dict[str, np.ndarray[Any, Any]]:
+        """Stored embeddings by memory id."""
+        if not memory_ids:
+            return {}
+        names, params = _in_list("i", list(memory_ids))
+        rows = await self._fetchall(f"SELECT id, embedding FROM memories WHERE id IN ({names})", params)
+        return {mid: np.frombuffer(blob, dtype=np.float32) for mid, blob in rows}
+
     async def get_embeddings(self, labels: Sequence[int]) -> dict[int, np.ndarray[Any, Any]]:
         """Stored embeddings by label."""
         if not labels:
