@@ -17,6 +17,7 @@ from .adapters.hnsw_index import HNSWVectorIndex
 from .adapters.lru_cache import LRUMemoryCache
 from .adapters.sqlite_store import SQLiteMemoryStore
 from .config import MemoryConfig
+from .dedup import is_near_duplicate, normalise
 from .errors import (
     ConfigurationError,
     InvalidInputError,
@@ -261,8 +262,14 @@ class HierarchicalMemory:
         *,
         created_at: datetime | None = None,
         valid_from: datetime | None = None,
+        dedup: bool = True,
     ) -> Memory:
         """Store one memory and return it.
+
+        A near-duplicate of a current memory at the same scope node and category
+        (see :mod:`headroom_memory.dedup`) is not stored again: the existing
+        memory is reinforced (one more access, importance nudged up) and
+        returned with ``merged=True``. ``dedup=False`` always stores.
 
         :param scope: the level; by default the deepest whose id is given (turn,
             agent, session, else user). Ids below the level are not stored.
@@ -273,10 +280,47 @@ class HierarchicalMemory:
         draft = self._draft(content, user_id, session_id, agent_id, turn_id, category,
                             importance, entity_refs, metadata, scope, created_at, valid_from)
         vector = (await self._embed([draft.content]))[0]
+        duplicate = await self._stored_duplicate(draft, vector) if dedup else None
+        if duplicate is not None:
+            return await self._reinforce(duplicate, draft)
         memory = replace(draft, embedding=vector)
         await self.store.insert([memory])
         logger.debug("added memory %s for %s at %s scope", memory.id, memory.user_id, memory.scope.value)
         return memory
+
+    async def _stored_duplicate(self, draft: Memory, vector: np.ndarray[Any, Any]) -> Memory | None:
+        """A current memory at the same node and category that ``draft`` restates."""
+        if not self.config.dedup_enabled:
+            return None
+        node = VectorFilter(user_id=draft.user_id, session_id=draft.session_id, agent_id=draft.agent_id,
+                            turn_id=draft.turn_id, categories=[draft.category])
+        hits = await self.vector_index.search(vector, node, 5)
+        found = await self.store.get_by_labels([label for label, _ in hits])
+        for label, similarity in hits:
+            old = found.get(label)
+            if old is not None and _same_node(old, draft) and is_near_duplicate(
+                    draft.content, old.content, similarity, self.config.dedup_similarity):
+                return old
+        return None
+
+    async def _node_has_memories(self, memory: Memory, known: dict[tuple[Any, ...], bool]) -> bool:
+        """Whether the store held memories visible at ``memory``'s node when this
+        import first met that node (later rows of the import are checked in memory)."""
+        key = (memory.user_id, memory.session_id, memory.agent_id, memory.turn_id, memory.category)
+        if key not in known:
+            node = VectorFilter(user_id=memory.user_id, session_id=memory.session_id, agent_id=memory.agent_id,
+                                turn_id=memory.turn_id, categories=[memory.category])
+            known[key] = await self.store.count_visible(node, 1) > 0
+        return known[key]
+
+    async def _reinforce(self, existing: Memory, restated: Memory) -> Memory:
+        """Count a restatement of ``existing`` instead of storing ``restated``."""
+        importance = min(1.0, max(existing.importance, restated.importance) + self.config.reinforce_step)
+        now = utc_now()
+        await self.store.reinforce(existing.id, now, importance)
+        logger.debug("merged a restatement into memory %s", existing.id)
+        return replace(existing, importance=importance, access_count=existing.access_count + 1,
+                       last_accessed=now, merged=True)
 
     async def add_many(
         self,
@@ -291,6 +335,7 @@ class HierarchicalMemory:
         scope: ScopeLevel | str | None = None,
         batch_size: int | None = None,
         progress: bool = False,
+        dedup: bool = True,
     ) -> list[Memory]:
         """Store many memories with batched embedding; returns them in input order.
 
@@ -299,6 +344,8 @@ class HierarchicalMemory:
         ``created_at``/``valid_from`` are kept, so importing a past conversation
         is deterministic. Every item is validated before anything is written;
         each batch is one transaction. ``progress=True`` shows a tqdm bar.
+        Near-duplicates (of stored memories or of earlier items) are merged as
+        in :meth:`add`: their place in the result holds the reinforced memory.
         """
         self._check_open()
         size = check_positive_int(batch_size or self.config.embedder_batch_size, "batch_size")
@@ -323,6 +370,8 @@ class HierarchicalMemory:
                 raise InvalidInputError(f"item {index}: {exc}") from None
             given.append(None if item.embedding is None else self._check_vector(item.embedding, index))
         stored: list[Memory] = []
+        batch_twins = _RestatementIndex()
+        nodes_seen: dict[tuple[Any, ...], bool] = {}
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -338,8 +387,23 @@ class HierarchicalMemory:
                     for i, vector in zip(todo, fresh):
                         vectors[i] = vector
                 memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
-                await self.store.insert(memories)
-                stored.extend(memories)
+                fresh_rows: list[Memory] = []
+                for memory, vector in zip(memories, vectors):
+                    twin = batch_twins.find(memory, self.config.dedup_similarity) if dedup else None
+                    if twin is not None:
+                        stored.append(replace(twin, merged=True))
+                        continue
+                    twin = None
+                    if dedup and await self._node_has_memories(memory, nodes_seen):
+                        twin = await self._stored_duplicate(memory, vector)
+                    if twin is not None:
+                        stored.append(await self._reinforce(twin, memory))
+                        continue
+                    fresh_rows.append(memory)
+                    stored.append(memory)
+                    if dedup and self.config.dedup_enabled:
+                        batch_twins.add(memory, vector)
+                await self.store.insert(fresh_rows)
                 if bar is not None:
                     bar.update(len(memories))
         finally:
@@ -611,14 +675,14 @@ class HierarchicalMemory:
             return []
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
-        ranked: dict[str, list[int]] = {}
+        ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
         if mode in ("hybrid", "vector"):
             hits = await self.vector_index.search(vector, reader, pool)
-            ranked["vector"] = [label for label, _ in hits]
+            ranked["vector"] = hits
             sims.update(hits)
         if mode in ("hybrid", "text"):
-            ranked["text"] = [label for label, _ in await self.text_index.search(query, reader, pool)]
+            ranked["text"] = await self.text_index.search(query, reader, pool)
         fused = reciprocal_rank_fusion(
             ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
             k=self.config.rrf_k,
@@ -732,6 +796,43 @@ class HierarchicalMemory:
         """Rebuild the vector index from the stored embeddings; returns its size."""
         self._check_open()
         return await self.vector_index.rebuild()
+
+
+class _RestatementIndex:
+    """The memories of one add_many call, grouped by node and category, to find
+    restatements among them with one matrix product per item."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[Any, ...], tuple[list[Memory], list[np.ndarray[Any, Any]]]] = {}
+        self._texts: dict[tuple[Any, ...], Memory] = {}
+
+    @staticmethod
+    def _key(memory: Memory) -> tuple[Any, ...]:
+        return (memory.user_id, memory.scope, memory.session_id, memory.agent_id, memory.turn_id, memory.category)
+
+    def add(self, memory: Memory, vector: np.ndarray[Any, Any]) -> None:
+        members, vectors = self._groups.setdefault(self._key(memory), ([], []))
+        members.append(memory)
+        vectors.append(vector)
+        self._texts.setdefault((*self._key(memory), normalise(memory.content)), memory)
+
+    def find(self, memory: Memory, threshold: float) -> Memory | None:
+        same_text = self._texts.get((*self._key(memory), normalise(memory.content)))
+        group = self._groups.get(self._key(memory))
+        if same_text is not None or group is None or memory.embedding is None:
+            return same_text
+        members, vectors = group
+        sims = np.asarray(vectors) @ memory.embedding
+        for index in np.flatnonzero(sims >= threshold):
+            if is_near_duplicate(memory.content, members[index].content, float(sims[index]), threshold):
+                return members[index]
+        return None
+
+
+def _same_node(a: Memory, b: Memory) -> bool:
+    """Same user, scope level and ids."""
+    return (a.user_id, a.scope, a.session_id, a.agent_id, a.turn_id) == (
+        b.user_id, b.scope, b.session_id, b.agent_id, b.turn_id)
 
 
 def _as_new_memory(raw: NewMemory | Mapping[str, Any] | str, index: int) -> NewMemory:

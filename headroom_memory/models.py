@@ -117,6 +117,9 @@ class Memory:
     access_count: int = 0
     last_accessed: datetime | None = None
     embedding: np.ndarray[Any, Any] | None = field(default=None, compare=False, repr=False)
+    merged: bool = field(default=False, compare=False)
+    """True on the memory an add returned instead of storing a near-duplicate
+    (the existing memory, reinforced)."""
 
     @property
     def is_superseded(self) -> bool:

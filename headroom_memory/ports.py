@@ -178,6 +178,9 @@ class MemoryStore(Protocol):
     async def expire(self, memory_ids: Sequence[str], at: datetime) -> int:
         """Set ``valid_until`` of current memories; returns how many."""
 
+    async def reinforce(self, memory_id: str, at: datetime, importance: float) -> None:
+        """Count a restatement of a memory (access, last seen, importance floor, merged counter)."""
+
     async def record_access(self, memory_ids: Sequence[str], at: datetime) -> None:
         """Count one recall of each memory."""
 

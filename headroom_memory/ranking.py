@@ -20,25 +20,30 @@ class FusedCandidate:
 
 
 def reciprocal_rank_fusion(
-    ranked_lists: Mapping[str, Sequence[int]],
+    ranked_lists: Mapping[str, Sequence[tuple[int, float]]],
     weights: Mapping[str, float],
     k: float = 60.0,
 ) -> list[FusedCandidate]:
-    """Fuse ranked label lists: score(l) = sum over lists of weight / (k + rank).
+    """Fuse ranked lists: score(l) = sum over lists of weight / (k + rank).
 
-    ``ranked_lists`` maps a list name ("vector", "text") to labels, best first.
-    Ties keep the order of first appearance. Returns candidates best first.
+    ``ranked_lists`` maps a list name ("vector", "text") to (label, score)
+    pairs, best first. Equal scores share the better rank (1, 2, 2, 4), so two
+    equally good hits are not split by the order they were stored in.
+    Returns candidates best first; ties keep the order of first appearance.
     """
     scores: dict[int, float] = {}
     ranks: dict[str, dict[int, int]] = {}
-    for name, labels in ranked_lists.items():
+    for name, pairs in ranked_lists.items():
         weight = weights.get(name, 1.0)
         ranks[name] = {}
-        for position, label in enumerate(labels, start=1):
+        rank, previous = 0, None
+        for position, (label, score) in enumerate(pairs, start=1):
             if label in ranks[name]:
                 continue
-            ranks[name][label] = position
-            scores[label] = scores.get(label, 0.0) + weight / (k + position)
+            if previous is None or abs(score - previous) > 1e-6:
+                rank, previous = position, score
+            ranks[name][label] = rank
+            scores[label] = scores.get(label, 0.0) + weight / (k + rank)
     order = sorted(scores, key=lambda label: -scores[label])
     return [
         FusedCandidate(

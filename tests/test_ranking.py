@@ -8,7 +8,8 @@ from headroom_memory.ranking import final_score, recency_factor, reciprocal_rank
 
 
 def test_rrf_scores_are_sums_of_weight_over_k_plus_rank() -> None:
-    fused = reciprocal_rank_fusion({"vector": [1, 2, 3], "text": [3, 4]}, {"vector": 1.0, "text": 2.0}, k=10)
+    fused = reciprocal_rank_fusion({"vector": [(1, 0.9), (2, 0.8), (3, 0.7)], "text": [(3, 5.0), (4, 4.0)]},
+                                   {"vector": 1.0, "text": 2.0}, k=10)
     scores = {c.label: c.rrf for c in fused}
     assert scores[3] == pytest.approx(1 / 13 + 2 / 11)
     assert scores[1] == pytest.approx(1 / 11)
@@ -25,3 +26,9 @@ def test_final_score_boosts_importance_and_recency() -> None:
     assert recency_factor(30, 30) == pytest.approx(0.5)
     old = final_score(0.1, 0.5, 60, importance_weight=0, recency_weight=1, half_life_days=30)
     assert old == pytest.approx(0.1 * 1.25)
+
+
+def test_equal_scores_share_a_rank() -> None:
+    fused = reciprocal_rank_fusion({"vector": [(1, 0.9), (2, 0.9), (3, 0.5)]}, {"vector": 1.0}, k=10)
+    assert [(c.label, c.vector_rank) for c in fused] == [(1, 1), (2, 1), (3, 3)]
+    assert fused[0].rrf == fused[1].rrf == pytest.approx(1 / 11)

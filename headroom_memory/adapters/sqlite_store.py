@@ -343,14 +343,21 @@ class SQLiteMemoryStore:
                 {**params, "at": to_micros(at)},
             )
 
-    async def bump_counter(self, user_id: str, name: str, amount: int = 1) -> None:
-        """Add to a per-user counter reported by :meth:`stats`."""
+    async def reinforce(self, memory_id: str, at: datetime, importance: float) -> None:
+        """Count a restatement: one more access, seen now, importance raised to at least ``importance``."""
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO counters (user_id, name, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id, name) DO UPDATE SET value = value + excluded.value",
-                (user_id, name, amount),
+                "UPDATE memories SET access_count = access_count + 1, last_accessed = :at, "
+                "importance = MAX(importance, :importance) WHERE id = :id",
+                {"at": to_micros(at), "importance": importance, "id": memory_id},
             )
+            user = list(await db.execute_fetchall("SELECT user_id FROM memories WHERE id = ?", (memory_id,)))
+            if user:
+                await db.execute(
+                    "INSERT INTO counters (user_id, name, value) VALUES (?, 'merged', 1) "
+                    "ON CONFLICT (user_id, name) DO UPDATE SET value = value + 1",
+                    (user[0][0],),
+                )
 
     async def append_messages(self, user_id: str, session_id: str, messages: Sequence[Mapping[str, Any]]) -> None:
         """Append raw conversation messages (JSON objects) to a session, in one transaction."""

@@ -117,7 +117,7 @@ async def test_hnsw_path_returns_only_visible_rows_even_when_others_are_closer(
         rng = np.random.default_rng(1)
         crowd = [NewMemory(content=f"n{i}", user_id="crowd", embedding=qvec + rng.normal(size=qvec.shape) * 0.02)
                  for i in range(3000)]
-        await memory.add_many(crowd, batch_size=1000)
+        await memory.add_many(crowd, batch_size=1000, dedup=False)
         mine = await memory.add_many([f"Dana's note {i}: likes dish {i}" for i in range(10)], user_id="dana")
         hits = await memory.search(query, "dana", top_k=10, mode="vector", min_similarity=-1.0)
         assert {h.memory.id for h in hits} == {m.id for m in mine}

@@ -14,7 +14,7 @@ from headroom_memory import (
     MemoryFilter,
     StorageError,
 )
-from headroom_memory.adapters import LocalEmbedder, SQLiteMemoryStore
+from headroom_memory.adapters import FTS5TextIndex, HNSWVectorIndex, LocalEmbedder, SQLiteMemoryStore
 from headroom_memory.adapters.sqlite_sql import filter_clause, visibility_clause
 from headroom_memory.fts import fts_query
 from headroom_memory.ports import VectorFilter
@@ -74,11 +74,11 @@ async def test_a_read_only_database_raises_storage_error_and_keeps_data(
     store = SQLiteMemoryStore(db_path)
     await store.open(model=embedder.model_name, dimension=embedder.dimension)
     await store._db.execute("PRAGMA query_only = ON")
-    engine = HierarchicalMemory(config, store, memory.vector_index, memory.text_index, embedder, None,
-                                owns_embedder=False)
+    engine = HierarchicalMemory(config, store, HNSWVectorIndex(store, embedder.dimension), FTS5TextIndex(store),
+                                embedder, None, owns_embedder=False)
     with pytest.raises(StorageError, match="read-only"):
         await engine.add("New", "alice")
     assert (await engine.get(kept.id)).content == "Stored before"
-    await store.close()
+    await engine.close()
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 1

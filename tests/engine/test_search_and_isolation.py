@@ -149,7 +149,7 @@ async def test_search_is_exact_for_a_small_user_among_many_others(
             NewMemory(content=f"memory {i} of someone else", user_id=f"user-{i % 500}", embedding=qvec + n)
             for i, n in enumerate(noise)
         ]
-        await memory.add_many(others, batch_size=5_000)
+        await memory.add_many(others, batch_size=5_000, dedup=False)
         mine = [await memory.add(text, "carol") for text in
                 ["Carol goes climbing on weekends", "Carol bakes sourdough", "Carol studies Japanese"]]
         hits = await memory.search(query, "carol", top_k=5, min_similarity=-1.0, mode="vector")

@@ -117,8 +117,10 @@ async def test_async_invoke_stream_batch_and_events(sync_memory: SyncMemory) -> 
         data = event.get("data", {})
         rendered = json.dumps({k: v for k, v in data.items() if k in ("chunk", "output")}, default=str)
         assert "<memory>" not in rendered and "Likes async code" not in rendered.replace("\\", "")
-    # one stored item per call: ainvoke, astream, abatch x2, batch, astream_events
-    assert [m.content for m in sync_memory.visible("erin")] == ["Likes async code"] * 6
+    # six calls (ainvoke, astream, abatch x2, batch, astream_events) restate one fact: one row, reinforced
+    stored = sync_memory.visible("erin")
+    assert [m.content for m in stored] == ["Likes async code"]
+    assert sync_memory.stats(user_id="erin")["merged"] == 5
 
 
 def test_callbacks_see_the_wrapper_and_the_model(sync_memory: SyncMemory) -> None:
