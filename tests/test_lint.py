@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "headroom_memory", "integrations", "tests", "examples", "benchmarks"],
+        ["ruff", "check", "headroom_memory", "integrations", "tests", "examples", "benchmarks", "notebooks"],
         ["mypy"],
     ],
     ids=["ruff", "mypy"],
