@@ -48,6 +48,19 @@ class Recorded:
 Handler = Callable[[str, str, Any], Reply]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Does not print a traceback when a client drops its connection."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 @contextmanager
 def loopback_server(handler: Handler) -> Iterator[tuple[str, Recorded]]:
     """Serve ``handler(method, path, json_body) -> Reply`` on a free loopback port.
@@ -90,7 +103,7 @@ def loopback_server(handler: Handler) -> Iterator[tuple[str, Recorded]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
