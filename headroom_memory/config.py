@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ class MemoryConfig(BaseModel):
     )
     reinforce_step: float = Field(
         default=0.05, ge=0, le=1, description="Importance added to a memory each time an add restates it."
+    )
+    context_ttl: timedelta | None = Field(
+        default=None, description="Default lifetime of CONTEXT memories (None: they do not expire)."
     )
     busy_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a lock.")
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
 
@@ -217,6 +217,7 @@ class HierarchicalMemory:
         scope: ScopeLevel | str | None,
         created_at: datetime | None,
         valid_from: datetime | None,
+        ttl: timedelta | float | None = None,
     ) -> Memory:
         """A validated Memory (without embedding) ready to store."""
         text = check_content(content)
@@ -245,7 +246,21 @@ class HierarchicalMemory:
             metadata=check_metadata(metadata),
             created_at=created,
             valid_from=valid,
+            valid_until=self._expiry(valid, ttl, MemoryCategory.parse(category)),
         )
+
+    def _expiry(self, start: datetime, ttl: timedelta | float | None, category: MemoryCategory) -> datetime | None:
+        """When a memory expires: ``start + ttl``; CONTEXT memories default to ``config.context_ttl``."""
+        if ttl is None and category is MemoryCategory.CONTEXT:
+            ttl = self.config.context_ttl
+        if ttl is None:
+            return None
+        if isinstance(ttl, bool) or not isinstance(ttl, (timedelta, int, float)):
+            raise InvalidInputError(f"ttl must be a timedelta or seconds, got {ttl!r}")
+        span = ttl if isinstance(ttl, timedelta) else timedelta(seconds=ttl)
+        if span <= timedelta(0):
+            raise InvalidInputError(f"ttl must be positive, got {ttl!r}")
+        return start + span
 
     async def add(
         self,
@@ -263,8 +278,14 @@ class HierarchicalMemory:
         created_at: datetime | None = None,
         valid_from: datetime | None = None,
         dedup: bool = True,
+        ttl: timedelta | float | None = None,
     ) -> Memory:
         """Store one memory and return it.
+
+        :param ttl: lifetime (a timedelta or seconds) after ``valid_from``; an
+            expired memory leaves search, injection and default listings like a
+            superseded one, and stays in history. CONTEXT memories default to
+            ``config.context_ttl``.
 
         A near-duplicate of a current memory at the same scope node and category
         (see :mod:`headroom_memory.dedup`) is not stored again: the existing
@@ -278,7 +299,7 @@ class HierarchicalMemory:
         """
         self._check_open()
         draft = self._draft(content, user_id, session_id, agent_id, turn_id, category,
-                            importance, entity_refs, metadata, scope, created_at, valid_from)
+                            importance, entity_refs, metadata, scope, created_at, valid_from, ttl)
         vector = (await self._embed([draft.content]))[0]
         duplicate = await self._stored_duplicate(draft, vector) if dedup else None
         if duplicate is not None:
@@ -336,6 +357,7 @@ class HierarchicalMemory:
         batch_size: int | None = None,
         progress: bool = False,
         dedup: bool = True,
+        ttl: timedelta | float | None = None,
     ) -> list[Memory]:
         """Store many memories with batched embedding; returns them in input order.
 
@@ -364,7 +386,7 @@ class HierarchicalMemory:
                     item.importance if item.importance is not None else importance,
                     item.entity_refs, item.metadata,
                     item.scope if item.scope is not None else scope,
-                    item.created_at, item.valid_from,
+                    item.created_at, item.valid_from, ttl,
                 ))
             except InvalidInputError as exc:
                 raise InvalidInputError(f"item {index}: {exc}") from None
@@ -388,9 +410,11 @@ class HierarchicalMemory:
                         vectors[i] = vector
                 memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
                 fresh_rows: list[Memory] = []
+                restated: list[tuple[Memory, Memory]] = []
                 for memory, vector in zip(memories, vectors):
                     twin = batch_twins.find(memory, self.config.dedup_similarity) if dedup else None
                     if twin is not None:
+                        restated.append((twin, memory))
                         stored.append(replace(twin, merged=True))
                         continue
                     twin = None
@@ -404,6 +428,8 @@ class HierarchicalMemory:
                     if dedup and self.config.dedup_enabled:
                         batch_twins.add(memory, vector)
                 await self.store.insert(fresh_rows)
+                for twin, memory in restated:
+                    await self._reinforce(twin, memory)
                 if bar is not None:
                     bar.update(len(memories))
         finally:

@@ -49,3 +49,8 @@ def test_search_latency_smoke() -> None:
 def test_wrapper_overhead_smoke() -> None:
     figures = run_script("benchmarks/wrapper_overhead.py", "--requests", "3", "--memories", "20")
     assert figures["requests"] == 3 and figures["added_system_chars"] > 0
+
+
+def test_dedup_rows_smoke() -> None:
+    figures = run_script("benchmarks/dedup_rows.py", "--data", str(TINY))
+    assert figures["turns"] == 12 and figures["rows_after_restating"] == figures["rows_after_import"]

@@ -75,3 +75,10 @@ async def test_fresh_recalled_memories_outrank_old_unrecalled_ones(memory: Hiera
     hits = await memory.search("sailing", "dan", session_id="s1", top_k=2)
     assert [h.memory.id for h in hits] == [fresh.id, old.id]
     assert hits[0].similarity == hits[1].similarity
+
+
+async def test_merges_within_one_import_are_counted_and_reinforced(memory: HierarchicalMemory) -> None:
+    result = await memory.add_many(["Plays the violin", "Plays violin", "Plays the violin."], user_id="eve")
+    assert [m.merged for m in result] == [False, True, True]
+    stored = await memory.get(result[0].id)
+    assert stored.access_count == 2 and (await memory.stats(user_id="eve"))["merged"] == 2

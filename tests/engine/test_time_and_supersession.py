@@ -155,3 +155,32 @@ async def test_recall_promotes_a_memory_recalled_often(memory: HierarchicalMemor
     assert (await memory.get(mem.id)).superseded_by == recalled[0].id
     other_session = await memory.search("branching strategy", "alice", session_id="s2")
     assert [r.memory.id for r in other_session] == [recalled[0].id]
+
+
+async def test_expired_memories_leave_search_but_stay_in_history(memory: HierarchicalMemory) -> None:
+    from datetime import timedelta as td
+
+    past = datetime.now(timezone.utc) - td(days=3)
+    gone = await memory.add("Is in Rome this week", "alice", category="context", created_at=past, ttl=td(days=1))
+    kept = await memory.add("Is in Rome for a year", "alice", category="context", created_at=past, ttl=400 * 86_400)
+    assert gone.valid_until == past + td(days=1) and not gone.is_current and gone.is_expired
+    assert [r.memory.id for r in await memory.search("where is she staying", "alice")] == [kept.id]
+    assert [m.id for m in await memory.query(MemoryFilter(user_id="alice"))] == [kept.id]
+    listed = await memory.query(MemoryFilter(user_id="alice", include_superseded=True))
+    assert {m.id for m in listed} == {gone.id, kept.id}
+    assert (await memory.stats(user_id="alice"))["expired"] == 1
+    with pytest.raises(InvalidInputError, match="ttl"):
+        await memory.add("x", "alice", ttl=0)
+
+
+async def test_context_memories_get_the_configured_default_ttl(tmp_path: object, embedder: object) -> None:
+    from datetime import timedelta as td
+
+    from headroom_memory import MemoryConfig
+
+    config = MemoryConfig(db_path=tmp_path / "ttl.db", context_ttl=td(hours=2))  # type: ignore[operator]
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:  # type: ignore[arg-type]
+        context = await memory.add("Debugging the login page", "alice", category="context")
+        fact = await memory.add("Works at Anthropic", "alice", category="fact")
+        assert context.valid_until == context.valid_from + td(hours=2)
+        assert fact.valid_until is None
