@@ -554,7 +554,7 @@ class HierarchicalMemory:
         target = parent_scope(old)
         if target is None:
             raise InvalidInputError(f"memory {memory_id!r} is already at user scope")
-        embedding = (await self._embed([old.content]))[0]
+        embedding = (await self.store.embeddings_by_id([old.id]))[old.id]  # same text: reuse, not re-embed
         new = replace(
             old,
             id=uuid.uuid4().hex,
