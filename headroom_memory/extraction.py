@@ -104,11 +104,6 @@ class BlockFilter:
             return ""
         return tail
 
-    @property
-    def saw_block(self) -> bool:
-        """True once any block has started."""
-        return bool(self.blocks) or self._inside
-
 
 def split_reply(text: str) -> tuple[str, list[str]]:
     """(the reply without blocks and the whitespace before them; the blocks' text)."""

@@ -46,16 +46,21 @@ class HeadroomMemoryOutputParser(BaseTransformOutputParser[str]):
         clean, self._last = self.parse_with_memories(text)
         return clean
 
+    def _finish(self, block_filter: BlockFilter) -> str:
+        """The held-back tail of a streamed answer; records the block's items."""
+        tail = block_filter.finish()
+        self._last = parse_blocks(block_filter.blocks)
+        return tail
+
     def _transform(self, input: Iterator[str | BaseMessage]) -> Iterator[str]:
         block_filter = BlockFilter()
         for chunk in input:
             visible = block_filter.feed(_text(chunk))
             if visible:
                 yield visible
-        tail = block_filter.finish()
+        tail = self._finish(block_filter)
         if tail:
             yield tail
-        self._last = parse_blocks(block_filter.blocks)
 
     async def _atransform(self, input: AsyncIterator[str | BaseMessage]) -> AsyncIterator[str]:
         block_filter = BlockFilter()
@@ -63,10 +68,9 @@ class HeadroomMemoryOutputParser(BaseTransformOutputParser[str]):
             visible = block_filter.feed(_text(chunk))
             if visible:
                 yield visible
-        tail = block_filter.finish()
+        tail = self._finish(block_filter)
         if tail:
             yield tail
-        self._last = parse_blocks(block_filter.blocks)
 
     @property
     def _type(self) -> str:

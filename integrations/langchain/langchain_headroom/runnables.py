@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from headroom_memory import SyncMemory
 from headroom_memory.extraction import BlockFilter, split_reply
-from headroom_memory.inline import InlineMemory, Prepared
+from headroom_memory.inline import InlineMemory
 
 from ._common import clean_output, filter_chunk, identity_from_config, inject, last_human_text, tail_chunk, to_messages
 
@@ -119,10 +119,11 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
                                           patch_config(config, callbacks=run_manager.get_child()), **kwargs):
             last = chunk
             yield filter_chunk(chunk, block_filter)
-        tail = block_filter.finish()
-        if tail and last is not None:
-            yield tail_chunk(last, tail)
-        self._absorb_sync(inline, block_filter.blocks, prepared)
+        tail = _tail(block_filter, last)
+        if tail is not None:
+            yield tail
+        if block_filter.blocks:
+            self.memory.runner.run(inline.absorb(block_filter.blocks, prepared))
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
@@ -150,15 +151,11 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
                                                  patch_config(config, callbacks=run_manager.get_child()), **kwargs):
             last = chunk
             yield filter_chunk(chunk, block_filter)
-        tail = block_filter.finish()
-        if tail and last is not None:
-            yield tail_chunk(last, tail)
+        tail = _tail(block_filter, last)
+        if tail is not None:
+            yield tail
         if block_filter.blocks:
             await self.memory.runner.run_async(inline.absorb(block_filter.blocks, prepared))
-
-    def _absorb_sync(self, inline: InlineMemory, blocks: list[str], prepared: Prepared) -> None:
-        if blocks:
-            self.memory.runner.run(inline.absorb(blocks, prepared))
 
     async def astream_events(  # type: ignore[override]
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -168,6 +165,12 @@ class RunnableWithMemory(RunnableSerializable[Any, Any]):
         filters: dict[str, BlockFilter] = {}
         async for event in super().astream_events(input, config, **kwargs):
             yield _clean_event(event, filters)
+
+
+def _tail(block_filter: BlockFilter, last: Any) -> Any | None:
+    """A chunk with the text held back when the stream ended, or None."""
+    text = block_filter.finish()
+    return tail_chunk(last, text) if text and last is not None else None
 
 
 def _single(inputs: Iterator[Any]) -> Any:
