@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml i
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,dev]' \
-		-e integrations/langchain -e integrations/llama_index
+		-e 'integrations/langchain[agents]' -e integrations/llama_index
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -507,25 +507,28 @@ class HierarchicalMemory:
         entity_refs: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         valid_from: datetime | None = None,
+        ttl: timedelta | float | None = None,
     ) -> Memory:
         """Replace a current memory with a new version; nothing is deleted.
 
         The old memory is closed (``valid_until`` = the new one's
         ``valid_from``, ``superseded_by`` = its id); the new one keeps the old
         scope and ids, and its category, importance, entity refs and metadata
-        unless given. Raises MemoryConflictError if the old memory is no longer
-        current (for example another process superseded it first).
+        unless given; ``ttl`` works as in :meth:`add`. Raises
+        MemoryConflictError if the old memory is no longer current (for example
+        another process superseded it first).
         """
         old = await self.get(old_memory_id, user_id)
         text = check_content(new_content, "new_content")
         start = to_utc(valid_from, name="valid_from") if valid_from is not None else utc_now()
         if start < old.valid_from:
             raise InvalidInputError("valid_from of the new version is before the old version's")
+        kind = old.category if category is None else MemoryCategory.parse(category)
         new = Memory(
             id=uuid.uuid4().hex,
             content=text,
             user_id=old.user_id,
-            category=old.category if category is None else MemoryCategory.parse(category),
+            category=kind,
             importance=old.importance if importance is None else check_importance(importance),
             scope=old.scope,
             session_id=old.session_id,
@@ -535,6 +538,7 @@ class HierarchicalMemory:
             metadata=old.metadata if metadata is None else check_metadata(metadata),
             created_at=utc_now(),
             valid_from=start,
+            valid_until=self._expiry(start, ttl, kind),
             supersedes=old.id,
         )
         vector = (await self._embed([text]))[0]
@@ -630,6 +634,14 @@ class HierarchicalMemory:
             raise InvalidInputError(f"query() takes a MemoryFilter, got {type(filter).__name__}")
         return await self.store.query(filter)
 
+    async def nodes(self, filter: MemoryFilter) -> list[tuple[str, str | None, str | None, str | None]]:
+        """The distinct (user, session, agent, turn) ids holding memories that
+        match ``filter``, sorted; ids below a memory's level are None."""
+        self._check_open()
+        if not isinstance(filter, MemoryFilter):
+            raise InvalidInputError(f"nodes() takes a MemoryFilter, got {type(filter).__name__}")
+        return await self.store.nodes(filter)
+
     async def get_history(self, memory_id: str, user_id: str | None = None) -> list[Memory]:
         """The whole supersession chain through a memory, oldest first (from either end)."""
         memory = await self.get(memory_id, user_id)
@@ -679,6 +691,7 @@ class HierarchicalMemory:
         *,
         min_importance: float | None = None,
         mode: SearchMode = "hybrid",
+        subtree: bool = False,
     ) -> list[SearchResult]:
         """Find the memories a reader sees that best match ``query``.
 
@@ -687,6 +700,8 @@ class HierarchicalMemory:
         and ``"text"`` use one of them. Results are current memories on the
         reader's scope path only, ordered by ``score``; each has the cosine
         ``similarity``, and those below ``min_similarity`` are left out.
+        ``subtree=True`` searches every memory at or below the given node
+        instead (e.g. ``user_id`` alone: all the user's sessions and agents).
         """
         self._check_open()
         if not isinstance(query, str):
@@ -695,8 +710,8 @@ class HierarchicalMemory:
             raise InvalidInputError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
         top_k = check_positive_int(top_k, "top_k")
         threshold = check_similarity(min_similarity)
-        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id,
-                              turn_id=turn_id, categories=categories, min_importance=min_importance)
+        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
+                              categories=categories, min_importance=min_importance, subtree=subtree)
         if not query.strip():
             return []
         pool = max(4 * top_k, 40)

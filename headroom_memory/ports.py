@@ -52,6 +52,19 @@ def _importance_bound(value: float | None, name: str) -> float | None:
     return float(value)
 
 
+def _metadata_match(value: Any) -> dict[str, str | int | float | bool]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"metadata must be a mapping of key to value, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"metadata filter keys must be non-empty strings, got {key!r}")
+        if not isinstance(item, (str, int, float, bool)):
+            raise InvalidInputError(
+                f"metadata filter values must be strings, numbers or booleans, got {type(item).__name__} for {key!r}"
+            )
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class MemoryFilter:
     """A low-level listing filter for :meth:`HierarchicalMemory.query`.
@@ -62,8 +75,10 @@ class MemoryFilter:
 
     By default only current memories are listed; ``include_superseded=True`` adds
     superseded and expired versions; ``as_of`` lists what was current at that
-    instant (naive datetimes are taken as UTC). Results are ordered by
-    ``valid_from`` then creation order, paged by ``limit``/``offset``.
+    instant (naive datetimes are taken as UTC). ``metadata`` keeps memories whose
+    metadata has each given top-level key with exactly that value (strings,
+    numbers, booleans). Results are ordered by ``valid_from`` then creation
+    order, paged by ``limit``/``offset``.
     """
 
     user_id: str | None = None
@@ -80,10 +95,13 @@ class MemoryFilter:
     created_before: datetime | None = None
     limit: int | None = None
     offset: int = 0
+    metadata: Mapping[str, str | int | float | bool] | None = None
 
     def __post_init__(self) -> None:
         for name in ("user_id", "session_id", "agent_id", "turn_id"):
             _check_id(getattr(self, name), name)
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", _metadata_match(self.metadata))
         object.__setattr__(self, "categories", _categories(self.categories))
         if self.scopes is not None:
             scopes = [self.scopes] if isinstance(self.scopes, (str, ScopeLevel)) else self.scopes
@@ -110,6 +128,10 @@ class VectorFilter:
     memories, its session's SESSION memories, its agent's AGENT memories and its
     turn's TURN memories; never a sibling's, never another user's. Only current
     memories are returned; ``categories`` and ``min_importance`` narrow further.
+
+    ``subtree=True`` looks down instead of up: the reader sees every memory at or
+    below its node (the ids given match exactly, at any level), e.g. all of a
+    user's memories in every session; still never another user's.
     """
 
     user_id: str
@@ -118,8 +140,11 @@ class VectorFilter:
     turn_id: str | None = None
     categories: Sequence[MemoryCategory | str] | None = None
     min_importance: float | None = None
+    subtree: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.subtree, bool):
+            raise InvalidInputError(f"subtree must be True or False, got {self.subtree!r}")
         if not isinstance(self.user_id, str) or not self.user_id.strip():
             raise InvalidInputError(f"user_id must be a non-empty string, got {self.user_id!r}")
         for name in ("session_id", "agent_id", "turn_id"):
@@ -159,6 +184,10 @@ class MemoryStore(Protocol):
 
     async def count(self, flt: MemoryFilter) -> int:
         """How many memories match a low-level filter (limit/offset ignored)."""
+
+    async def nodes(self, flt: MemoryFilter) -> list[tuple[str, str | None, str | None, str | None]]:
+        """The distinct (user, session, agent, turn) ids of memories matching a
+        filter, sorted (limit/offset ignored)."""
 
     async def supersede(self, old_id: str, new: Memory) -> None:
         """Close ``old_id`` at ``new.valid_from`` and insert ``new`` in one transaction;

@@ -74,9 +74,14 @@ def resolve_scope(
 
 
 def is_visible(memory: Memory, reader: VectorFilter) -> bool:
-    """Whether ``reader`` sees ``memory`` by path visibility (currency aside)."""
+    """Whether ``reader`` sees ``memory`` by path visibility, or by subtree
+    visibility when ``reader.subtree`` (currency aside)."""
     if memory.user_id != reader.user_id:
         return False
+    if reader.subtree:
+        return all(wanted is None or wanted == have for wanted, have in (
+            (reader.session_id, memory.session_id), (reader.agent_id, memory.agent_id),
+            (reader.turn_id, memory.turn_id)))
     depth = memory.scope.depth
     if depth >= 1 and memory.session_id != reader.session_id:
         return False

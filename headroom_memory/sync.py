@@ -149,6 +149,7 @@ class SyncMemory:
     delete = sync_method(HierarchicalMemory.delete)
     clear = sync_method(HierarchicalMemory.clear)
     query = sync_method(HierarchicalMemory.query)
+    nodes = sync_method(HierarchicalMemory.nodes)
     get_history = sync_method(HierarchicalMemory.get_history)
     visible = sync_method(HierarchicalMemory.visible)
     stats = sync_method(HierarchicalMemory.stats)

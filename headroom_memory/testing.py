@@ -135,21 +135,26 @@ def _completion(reply: str | dict[str, Any], body: dict[str, Any]) -> dict[str, 
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "scripted"),
-        "choices": [{"index": i, "message": message, "finish_reason": "stop", "logprobs": None} for i in range(n)],
+        "choices": [{"index": i, "message": message, "logprobs": None,
+                     "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"} for i in range(n)],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
     }
 
 
-def _sse(text: str, body: dict[str, Any], chunk_size: int) -> list[bytes]:
+def _sse(reply: str | dict[str, Any], body: dict[str, Any], chunk_size: int) -> list[bytes]:
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
                  "model": body.get("model", "scripted"),
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
         return f"data: {json.dumps(chunk)}\n\n".encode()
 
+    text = reply if isinstance(reply, str) else reply.get("content") or ""
+    tool_calls = [] if isinstance(reply, str) else reply.get("tool_calls") or []
     events = [event({"role": "assistant", "content": ""})]
     events += [event({"content": text[i : i + chunk_size]}) for i in range(0, len(text), chunk_size)]
-    events.append(event({}, "stop"))
+    if tool_calls:
+        events.append(event({"tool_calls": [{"index": i, **call} for i, call in enumerate(tool_calls)]}))
+    events.append(event({}, "tool_calls" if tool_calls else "stop"))
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -170,8 +175,7 @@ def openai_server(model: ScriptedModel) -> Iterator[tuple[str, Recorded]]:
             return Reply(404, {"error": {"message": "not found"}})
         reply = model.next_reply()
         if body.get("stream"):
-            text = reply if isinstance(reply, str) else reply.get("content") or ""
-            return Reply(content_type="text/event-stream", chunks=_sse(text, body, model.chunk_size))
+            return Reply(content_type="text/event-stream", chunks=_sse(reply, body, model.chunk_size))
         return Reply(json_body=_completion(reply, body))
 
     with loopback_server(handle) as (url, recorded):

@@ -7,6 +7,7 @@ column names and fixed keywords chosen here, never caller input.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from ..models import ScopeLevel
@@ -123,24 +124,29 @@ def current_clause(now: int, alias: str = "m") -> tuple[str, dict[str, Any]]:
 
 
 def visibility_clause(flt: VectorFilter, now: int, alias: str = "m") -> tuple[str, dict[str, Any]]:
-    """Current rows on the reader's path up the scope tree, plus category and
-    importance filters."""
+    """Current rows on the reader's path up the scope tree (or, with
+    ``flt.subtree``, at or below its node), plus category and importance filters."""
     a = alias
-    parts = [
-        f"{a}.user_id = :v_user",
-        f"({a}.scope = '{ScopeLevel.USER.value}'"
-        f" OR ({a}.scope = '{ScopeLevel.SESSION.value}' AND {a}.session_id IS :v_session)"
-        f" OR ({a}.scope = '{ScopeLevel.AGENT.value}' AND {a}.session_id IS :v_session"
-        f" AND {a}.agent_id IS :v_agent)"
-        f" OR ({a}.scope = '{ScopeLevel.TURN.value}' AND {a}.session_id IS :v_session"
-        f" AND {a}.agent_id IS :v_agent AND {a}.turn_id IS :v_turn))",
-    ]
     params: dict[str, Any] = {
         "v_user": flt.user_id,
         "v_session": flt.session_id,
         "v_agent": flt.agent_id,
         "v_turn": flt.turn_id,
     }
+    parts = [f"{a}.user_id = :v_user"]
+    if flt.subtree:
+        for name, param in (("session_id", "v_session"), ("agent_id", "v_agent"), ("turn_id", "v_turn")):
+            if params[param] is not None:
+                parts.append(f"{a}.{name} = :{param}")
+    else:
+        parts.append(
+            f"({a}.scope = '{ScopeLevel.USER.value}'"
+            f" OR ({a}.scope = '{ScopeLevel.SESSION.value}' AND {a}.session_id IS :v_session)"
+            f" OR ({a}.scope = '{ScopeLevel.AGENT.value}' AND {a}.session_id IS :v_session"
+            f" AND {a}.agent_id IS :v_agent)"
+            f" OR ({a}.scope = '{ScopeLevel.TURN.value}' AND {a}.session_id IS :v_session"
+            f" AND {a}.agent_id IS :v_agent AND {a}.turn_id IS :v_turn))"
+        )
     current, current_params = current_clause(now, a)
     parts.append(current)
     params.update(current_params)
@@ -179,6 +185,10 @@ def filter_clause(flt: MemoryFilter, now: int, alias: str = "m") -> tuple[str, d
     _add_category_and_importance(
         parts, params, a, flt.categories, flt.min_importance, flt.max_importance
     )
+    for i, (key, value) in enumerate((flt.metadata or {}).items()):
+        parts.append(f"json_extract({a}.metadata, :f_mkey{i}) = :f_mval{i}")
+        params[f"f_mkey{i}"] = "$." + json.dumps(key)
+        params[f"f_mval{i}"] = value
     return (" AND ".join(parts) or "1"), params
 
 

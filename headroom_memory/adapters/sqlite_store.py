@@ -443,6 +443,14 @@ class SQLiteMemoryStore:
         rows = await self._fetchall(f"SELECT COUNT(*) FROM memories m WHERE {where}", params)
         return int(rows[0][0])
 
+    async def nodes(self, flt: MemoryFilter) -> list[tuple[str, str | None, str | None, str | None]]:
+        """Distinct (user, session, agent, turn) ids of matching memories, sorted."""
+        where, params = filter_clause(flt, to_micros(utc_now()))
+        rows = await self._fetchall(
+            f"SELECT DISTINCT m.user_id, m.session_id, m.agent_id, m.turn_id FROM memories m WHERE {where} "
+            "ORDER BY 1, 2, 3, 4", params)
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def history(self, memory_id: str) -> list[Memory]:
         """The supersession chain through ``memory_id``, oldest first."""
         sql = (

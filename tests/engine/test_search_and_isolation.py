@@ -158,3 +158,36 @@ async def test_search_is_exact_for_a_small_user_among_many_others(
         assert {r.memory.id for r in hybrid} == {m.id for m in mine}
         big_user = await memory.search(query, "user-3", top_k=10, mode="vector")
         assert len(big_user) == 10 and all(r.memory.user_id == "user-3" for r in big_user)
+
+
+async def test_subtree_search_sees_every_session_of_the_user_and_no_other_user(
+    memory: HierarchicalMemory,
+) -> None:
+    s1 = await memory.add("Booked a flight to Lisbon for March", "alice", session_id="s1")
+    s2 = await memory.add("Hotel in Lisbon is near the river", "alice", session_id="s2", agent_id="travel")
+    top = await memory.add("Alice is vegetarian", "alice")
+    await memory.add("Bob is flying to Lisbon too", "bob", session_id="s1")
+    path = await memory.search("Lisbon trip", "alice", top_k=10, min_similarity=-1)
+    assert [r.memory.id for r in path] == [top.id]  # looking up: only user-level memories
+    below = await memory.search("Lisbon trip", "alice", top_k=10, min_similarity=-1, subtree=True)
+    assert {r.memory.id for r in below} == {s1.id, s2.id, top.id}
+    session = await memory.search("Lisbon", "alice", "s2", top_k=10, min_similarity=-1, subtree=True)
+    assert [r.memory.id for r in session] == [s2.id]
+    text = await memory.search("Lisbon", "alice", top_k=10, mode="text", subtree=True)
+    assert {r.memory.id for r in text} == {s1.id, s2.id}
+    with pytest.raises(InvalidInputError, match="subtree"):
+        await memory.search("Lisbon", "alice", subtree="yes")  # type: ignore[arg-type]
+
+
+async def test_query_by_metadata_and_listing_nodes(memory: HierarchicalMemory) -> None:
+    keyed = await memory.add("Prefers dark mode", "alice", "s1", metadata={"key": "ui", "n": 2, "ok": True})
+    await memory.add("Prefers tea", "alice", "s1", metadata={"key": "drink"})
+    await memory.add("Prefers dark mode", "bob", metadata={"key": "ui"})
+    found = await memory.query(MemoryFilter(user_id="alice", metadata={"key": "ui"}))
+    assert [m.id for m in found] == [keyed.id]
+    assert [m.id for m in await memory.query(MemoryFilter(metadata={"n": 2, "ok": True}))] == [keyed.id]
+    assert await memory.query(MemoryFilter(metadata={"key": "nothing"})) == []
+    with pytest.raises(InvalidInputError, match="metadata filter values"):
+        MemoryFilter(metadata={"key": ["ui"]})  # type: ignore[dict-item]
+    assert await memory.nodes(MemoryFilter()) == [("alice", "s1", None, None), ("bob", None, None, None)]
+    assert await memory.nodes(MemoryFilter(user_id="bob")) == [("bob", None, None, None)]
