@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml integrations/llama_index/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,dev]' \
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,postgres,dev]' \
 		-e 'integrations/langchain[agents]' -e integrations/llama_index
 	touch $(STAMP)
 

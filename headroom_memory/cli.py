@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -38,6 +39,9 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="headroom-memory", description="Inspect and manage a headroom memory.")
     parser.add_argument("--db", default="headroom_memory.db", help="SQLite database (default: %(default)s)")
+    parser.add_argument("--postgres-url", default=os.environ.get("HEADROOM_POSTGRES_URL"),
+                        help="use PostgreSQL instead of --db (default: $HEADROOM_POSTGRES_URL)")
+    parser.add_argument("--postgres-schema", default="headroom", help="schema on PostgreSQL (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -216,11 +220,13 @@ def _delete(memory: SyncMemory, args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headroom-memory`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    if args.command != "import" and not Path(args.db).exists():
+    if args.postgres_url is None and args.command != "import" and not Path(args.db).exists():
         print(f"headroom-memory: error: no database at {args.db}", file=sys.stderr)
         return 1
     try:
-        with SyncMemory(MemoryConfig(db_path=args.db)) as memory:
+        config = (MemoryConfig(db_path=args.db) if args.postgres_url is None else
+                  MemoryConfig(postgres_url=args.postgres_url, postgres_schema=args.postgres_schema))
+        with SyncMemory(config) as memory:
             return _run(args, memory, sys.stdout)
     except HeadroomMemoryError as exc:
         print(f"headroom-memory: error: {exc}", file=sys.stderr)

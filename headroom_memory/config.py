@@ -52,6 +52,11 @@ class MemoryConfig(BaseModel):
 
         config = MemoryConfig(db_path="my_memory.db", cache_max_size=2000)
         memory = await HierarchicalMemory.create(config)
+
+    With ``postgres_url`` set the memories live in PostgreSQL (pgvector
+    required) instead::
+
+        MemoryConfig(postgres_url="postgresql://user:pw@db.example.com/app", postgres_schema="memory")
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
@@ -110,6 +115,16 @@ class MemoryConfig(BaseModel):
         default=None, description="Default lifetime of CONTEXT memories (None: they do not expire)."
     )
     busy_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a lock.")
+    postgres_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... : keep memories in PostgreSQL with pgvector instead of the SQLite "
+        "file (needs the extra headroom-memory[postgres]); db_path is then unused.",
+    )
+    postgres_schema: str = Field(
+        default="headroom", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="The schema holding the tables (created and migrated by the library).",
+    )
+    postgres_pool_size: int = Field(default=10, ge=1, description="Most connections the pool opens.")
 
     def __init__(self, **data: Any) -> None:
         try:

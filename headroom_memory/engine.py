@@ -12,10 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .adapters.fts5_index import FTS5TextIndex
-from .adapters.hnsw_index import HNSWVectorIndex
 from .adapters.lru_cache import LRUMemoryCache
-from .adapters.sqlite_store import SQLiteMemoryStore
 from .config import MemoryConfig
 from .dedup import is_near_duplicate, normalise
 from .errors import (
@@ -25,7 +22,7 @@ from .errors import (
     MemoryConflictError,
     MemoryNotFoundError,
 )
-from .factory import build_embedder, check_dimension
+from .factory import build_embedder, build_indexes, build_store, check_dimension
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
 from .ranking import FusedCandidate, final_score, reciprocal_rank_fusion
@@ -98,9 +95,10 @@ class HierarchicalMemory:
     ) -> HierarchicalMemory:
         """Open a memory: the configured (or given) adapters, ready to use.
 
-        Adapters passed in replace the defaults built from ``config``; a
-        default vector or text index needs the default SQLite store. A given
-        embedder stays the caller's: :meth:`close` does not close it.
+        Adapters passed in replace the defaults built from ``config`` (SQLite,
+        or PostgreSQL when ``config.postgres_url`` is set); default vector and
+        text indexes exist for those two stores only. A given embedder stays
+        the caller's: :meth:`close` does not close it.
         """
         config = config if config is not None else MemoryConfig()
         if not isinstance(config, MemoryConfig):
@@ -112,24 +110,12 @@ class HierarchicalMemory:
             check_dimension(config, embedder)
         try:
             if store is None:
-                store = SQLiteMemoryStore(config.db_path, busy_timeout=config.busy_timeout)
+                store = build_store(config)
             await store.open(model=embedder.model_name, dimension=embedder.dimension)
-            if (vector_index is None or text_index is None) and not isinstance(store, SQLiteMemoryStore):
-                raise ConfigurationError(
-                    "the default vector and text indexes work with SQLiteMemoryStore; "
-                    "pass vector_index= and text_index= for another store"
-                )
-            if vector_index is None:
-                assert isinstance(store, SQLiteMemoryStore)
-                vector_index = HNSWVectorIndex(
-                    store, embedder.dimension, config.index_path,
-                    m=config.hnsw_m, ef_construction=config.hnsw_ef_construction,
-                    ef_search=config.hnsw_ef_search,
-                    exact_search_threshold=config.exact_search_threshold,
-                )
-            if text_index is None:
-                assert isinstance(store, SQLiteMemoryStore)
-                text_index = FTS5TextIndex(store)
+            if vector_index is None or text_index is None:
+                default_vector, default_text = build_indexes(config, store, embedder.dimension)
+                vector_index = vector_index or default_vector
+                text_index = text_index or default_text
         except BaseException:
             if own_embedder:
                 await embedder.close()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from headroom_memory import MemoryConfig, MemoryFilter, SyncMemory
@@ -70,6 +71,26 @@ def test_export_then_import_round_trips_every_field(filled: Path, tmp_path: Path
         assert b.search("employer", user_id="alice", top_k=1)[0].memory.content == "Works at Anthropic"
     again = cli(fresh, "import", str(dump))
     assert again.returncode == 1 and "already exist" in again.stderr
+
+
+def test_moving_from_sqlite_to_postgres(filled: Path, tmp_path: Path, embedder: LocalEmbedder,
+                                        postgres_url: str) -> None:
+    """The README's migration: export the SQLite file, import into PostgreSQL."""
+    dump = tmp_path / "all.jsonl"
+    assert cli(filled, "export", "--output", str(dump)).returncode == 0
+    target = ["--postgres-url", postgres_url, "--postgres-schema", "moved"]
+    result = cli(tmp_path / "unused.db", *target, "--json", "import", str(dump))
+    assert json.loads(result.stdout) == {"imported": 5}, result.stderr
+    assert not (tmp_path / "unused.db").exists()
+    with SyncMemory(MemoryConfig(db_path=filled), embedder=embedder) as a, SyncMemory(
+            MemoryConfig(postgres_url=postgres_url, postgres_schema="moved"), embedder=embedder) as b:
+        everything = MemoryFilter(include_superseded=True)
+        assert a.query(everything) == b.query(everything)
+        ids = [m.id for m in a.query(everything)]
+        assert all(np.allclose(a.embeddings(ids)[i], b.embeddings(ids)[i]) for i in ids)
+        assert b.search("employer", user_id="alice", top_k=1)[0].memory.content == "Works at Anthropic"
+    listed = cli(tmp_path / "unused.db", *target, "--json", "list", "--user", "bob")
+    assert [m["content"] for m in json.loads(listed.stdout)] == ["Prefers Go"], listed.stderr
 
 
 def test_import_a_locomo_file(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from headroom_memory import (
     StorageError,
 )
 from headroom_memory.adapters import FTS5TextIndex, HNSWVectorIndex, LocalEmbedder, SQLiteMemoryStore
-from headroom_memory.adapters.sqlite_sql import filter_clause, visibility_clause
+from headroom_memory.adapters.sql_common import POSTGRES, SQLITE
 from headroom_memory.fts import fts_query
 from headroom_memory.ports import VectorFilter
 
@@ -46,10 +46,11 @@ def test_fts_query_quotes_every_term() -> None:
 
 def test_sql_builders_bind_values_as_parameters() -> None:
     evil = "x' OR '1'='1"
-    where, params = visibility_clause(VectorFilter(user_id=evil, session_id=evil), now=0)
-    assert evil not in where and params["v_user"] == evil
-    where, params = filter_clause(MemoryFilter(user_id=evil), now=0)
-    assert evil not in where and params["f_user_id"] == evil
+    for dialect in (SQLITE, POSTGRES):
+        where, params = dialect.visibility_clause(VectorFilter(user_id=evil, session_id=evil), now=0)
+        assert evil not in where and params["v_user"] == evil
+        where, params = dialect.filter_clause(MemoryFilter(user_id=evil, metadata={evil: evil}), now=0)
+        assert evil not in where and params["f_user_id"] == evil
 
 
 async def test_opening_with_another_embedding_model_is_refused(db_path: Path, embedder: LocalEmbedder) -> None:
