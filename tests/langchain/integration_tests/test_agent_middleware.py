@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +48,7 @@ def server() -> Iterator[tuple[ScriptedModel, str, Recorded]]:
         yield model, url, recorded
 
 
-def make_agent(url: str, memory: SyncMemory, **kwargs: Any) -> Any:
-    model = ChatOpenAI(model="scripted", base_url=url, api_key="test", max_retries=0)
+def make_agent(model: ChatOpenAI, memory: SyncMemory, **kwargs: Any) -> Any:
     return create_agent(model, tools=[snack_shop], middleware=[HeadroomMemoryMiddleware(memory, min_similarity=-1.0)],
                         context_schema=Context, checkpointer=InMemorySaver(), name="shopper", **kwargs)
 
@@ -66,13 +65,14 @@ def all_text(messages: list[BaseMessage]) -> str:
 
 def test_a_fact_told_in_one_thread_is_used_in_another_and_never_for_another_user(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, recorded = server
     scripted.replies = [
         "Noted, no peanuts.\n" + block({"content": "Alice is allergic to peanuts", "category": "fact",
                                        "importance": 0.9}),
         "Rice crackers.", "Anything you like."]
-    agent = make_agent(url, sync_memory)
+    agent = make_agent(chat_openai(url), sync_memory)
     first = ask(agent, "I'm allergic to peanuts.", "alice", "t1")
     assert first[-1].content == "Noted, no peanuts."
     assert "<memory" not in all_text(first)
@@ -89,13 +89,14 @@ def test_a_fact_told_in_one_thread_is_used_in_another_and_never_for_another_user
 
 def test_tool_calling_turns_keep_the_block_out_of_state_and_store_once(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, recorded = server
     scripted.replies = [tool_call("snack_shop", {"kind": "savory"}),
                         "Rice crackers are safe.\n" + block({"content": "Alice likes savory snacks",
                                                               "category": "preference"})]
     known = sync_memory.add("Alice is allergic to peanuts", "alice")
-    agent = make_agent(url, sync_memory)
+    agent = make_agent(chat_openai(url), sync_memory)
     messages = ask(agent, "Find me a savory snack", "alice", "t1")
     assert any(isinstance(m, ToolMessage) and "rice crackers" in str(m.content) for m in messages)
     assert isinstance(messages[-1], AIMessage) and messages[-1].content == "Rice crackers are safe."
@@ -110,10 +111,11 @@ def test_tool_calling_turns_keep_the_block_out_of_state_and_store_once(
 
 def test_streamed_tokens_never_show_the_block(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, _ = server
     scripted.replies = ["You told me you love hiking.\n" + block({"content": "Loves hiking"})]
-    agent = make_agent(url, sync_memory)
+    agent = make_agent(chat_openai(url), sync_memory)
     tokens: list[str] = []
     for chunk, _meta in agent.stream({"messages": [{"role": "user", "content": "I love hiking"}]},
                                      config={"configurable": {"thread_id": "t1"}}, context=Context("alice"),
@@ -129,10 +131,11 @@ def test_streamed_tokens_never_show_the_block(
 
 async def test_async_invoke_and_stream(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, recorded = server
     scripted.replies = ["Got it.\n" + block({"content": "Works night shifts"}), "Sleep in the morning."]
-    agent = make_agent(url, sync_memory)
+    agent = make_agent(chat_openai(url), sync_memory)
     result = await agent.ainvoke({"messages": [{"role": "user", "content": "I work night shifts"}]},
                                  config={"configurable": {"thread_id": "a1"}}, context=Context("carol"))
     assert result["messages"][-1].content == "Got it."
@@ -146,11 +149,11 @@ async def test_async_invoke_and_stream(
 
 def test_identity_from_config_and_agent_name(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, _ = server
     scripted.replies = ["ok\n" + block({"content": "Prefers metric units", "scope": "agent"})]
-    model = ChatOpenAI(model="scripted", base_url=url, api_key="test", max_retries=0)
-    agent = create_agent(model, middleware=[HeadroomMemoryMiddleware(sync_memory)], name="planner")
+    agent = create_agent(chat_openai(url), middleware=[HeadroomMemoryMiddleware(sync_memory)], name="planner")
     agent.invoke({"messages": [{"role": "user", "content": "use metric"}]},
                  config={"configurable": {"user_id": "dave", "session_id": "s9"}})
     [stored] = sync_memory.query(MemoryFilter(user_id="dave"))
@@ -163,10 +166,11 @@ def test_identity_from_config_and_agent_name(
 
 def test_no_deprecation_warnings_from_our_code_paths(
     server: tuple[ScriptedModel, str, Recorded], sync_memory: SyncMemory,
+    chat_openai: Callable[[str], ChatOpenAI],
 ) -> None:
     scripted, url, _ = server
     scripted.replies = ["fine\n" + block({"content": "Has a dog"})]
-    agent = make_agent(url, sync_memory)
+    agent = make_agent(chat_openai(url), sync_memory)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         warnings.simplefilter("error", PendingDeprecationWarning)

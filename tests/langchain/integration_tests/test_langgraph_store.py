@@ -4,7 +4,7 @@ file and the real model; namespaces as scopes; inside a create_agent agent."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -179,7 +179,9 @@ def remember_fact(fact: str, runtime: ToolRuntime[UserContext]) -> str:
     return "saved"
 
 
-def test_create_agent_with_the_store_shares_facts_across_threads(sync_memory: SyncMemory) -> None:
+def test_create_agent_with_the_store_shares_facts_across_threads(
+    sync_memory: SyncMemory, chat_openai: Callable[[str], ChatOpenAI],
+) -> None:
     from langchain_headroom import HeadroomMemoryMiddleware
 
     call = {"role": "assistant", "content": None, "tool_calls": [{
@@ -187,8 +189,8 @@ def test_create_agent_with_the_store_shares_facts_across_threads(sync_memory: Sy
         "function": {"name": "remember_fact", "arguments": json.dumps({"fact": "Alice's birthday is May 3"})}}]}
     scripted = ScriptedModel(replies=[call, "Saved it.", "Your birthday is May 3.", "I don't know."])
     with openai_server(scripted) as (url, recorded):
-        model = ChatOpenAI(model="scripted", base_url=url, api_key="test", max_retries=0)
-        agent = create_agent(model, tools=[remember_fact], store=HeadroomStore(sync_memory), context_schema=UserContext,
+        agent = create_agent(chat_openai(url), tools=[remember_fact], store=HeadroomStore(sync_memory),
+                             context_schema=UserContext,
                              middleware=[HeadroomMemoryMiddleware(sync_memory, min_similarity=-1.0)])
         agent.invoke({"messages": [{"role": "user", "content": "Remember my birthday is May 3"}]},
                      config={"configurable": {"thread_id": "t1"}}, context={"user_id": "alice"})

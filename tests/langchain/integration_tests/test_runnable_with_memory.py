@@ -4,6 +4,7 @@ ChatOpenAI against the loopback server, callbacks and event streams."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -141,12 +142,12 @@ def test_callbacks_see_the_wrapper_and_the_model(sync_memory: SyncMemory) -> Non
     assert "RunnableWithMemory" in handler.chains and handler.models == 1
 
 
-def test_chat_openai_against_the_loopback_server(sync_memory: SyncMemory) -> None:
+def test_chat_openai_against_the_loopback_server(sync_memory: SyncMemory,
+                                                 chat_openai: Callable[[str], ChatOpenAI]) -> None:
     scripted = ScriptedModel(["Sure.\n" + block({"content": "Drinks oat milk", "category": "preference"}),
                               "Oat milk, as usual. " + block({"content": "Wants it hot"})], chunk_size=3)
     with openai_server(scripted) as (url, recorded):
-        model = ChatOpenAI(base_url=url, api_key="sk-test", model="gpt-4o-mini")  # type: ignore[arg-type]
-        chain = RunnableWithMemory(runnable=model, memory=sync_memory)
+        chain = RunnableWithMemory(runnable=chat_openai(url), memory=sync_memory)
         assert chain.invoke("I drink oat milk", config=config("gus")).content == "Sure."
         pieces = [c.content for c in chain.stream("What milk do I like?", config=config("gus"))]
         assert "".join(pieces) == "Oat milk, as usual."
