@@ -17,6 +17,8 @@ from .config import MemoryConfig
 from .dedup import is_near_duplicate, normalise
 from .errors import (
     ConfigurationError,
+    EmbedderError,
+    HeadroomMemoryError,
     InvalidInputError,
     MemoryClosedError,
     MemoryConflictError,
@@ -165,7 +167,7 @@ class HierarchicalMemory:
             else:
                 rows[i] = cached
         if missing:
-            fresh = await self.embedder.embed([texts[i] for i in missing])
+            fresh = await self._call_embedder([texts[i] for i in missing])
             for i, vector in zip(missing, fresh):
                 vector.flags.writeable = False
                 rows[i] = vector
@@ -174,6 +176,21 @@ class HierarchicalMemory:
         if not rows:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return np.vstack([r for r in rows if r is not None])
+
+    async def _call_embedder(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        """The embedder's vectors for ``texts``; any failure or wrong shape is an EmbedderError."""
+        try:
+            vectors = await self.embedder.embed(list(texts))
+        except HeadroomMemoryError:
+            raise
+        except Exception as exc:
+            raise EmbedderError(f"the embedder {self.embedder.model_name!r} failed: {exc}") from exc
+        array = np.asarray(vectors, dtype=np.float32)
+        expected = (len(texts), self.embedder.dimension)
+        if array.shape != expected or not np.isfinite(array).all():
+            raise EmbedderError(f"the embedder {self.embedder.model_name!r} returned {array.shape} vectors "
+                                f"(finite: {bool(np.isfinite(array).all())}); expected {expected}, finite")
+        return array
 
     def _check_vector(self, value: Any, index: int) -> np.ndarray[Any, Any]:
         vector = np.asarray(value, dtype=np.float32).reshape(-1)
@@ -391,7 +408,11 @@ class HierarchicalMemory:
                 vectors = given[start : start + size]
                 todo = [i for i, v in enumerate(vectors) if v is None]
                 if todo:
-                    fresh = await self.embedder.embed([batch[i].content for i in todo])
+                    try:
+                        fresh = await self._call_embedder([batch[i].content for i in todo])
+                    except EmbedderError as exc:
+                        raise EmbedderError(f"{exc}; the first {start} of {len(drafts)} items were stored, "
+                                            "the rest were not") from exc
                     for i, vector in zip(todo, fresh):
                         vectors[i] = vector
                 memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
@@ -443,7 +464,7 @@ class HierarchicalMemory:
             vectors = [None if v is None else self._check_vector(v, start + i) for i, (_, v) in enumerate(batch)]
             todo = [i for i, v in enumerate(vectors) if v is None]
             if todo:
-                fresh = await self.embedder.embed([batch[i][0].content for i in todo])
+                fresh = await self._call_embedder([batch[i][0].content for i in todo])
                 for i, vector in zip(todo, fresh):
                     vectors[i] = vector
             await self.store.insert([replace(m, embedding=v) for (m, _), v in zip(batch, vectors)])

@@ -57,33 +57,38 @@ class BlockFilter:
 
     ``feed(chunk)`` returns the text the user may see now; ``finish()`` returns
     what was held back at the end. Held back are only a suffix that could still
-    become the tag and the whitespace before it (dropped with a block). ``blocks`` collects the text inside every
-    block (an unclosed block runs to the end). Tags match case-insensitively.
+    become a tag and the whitespace before it (dropped with a block). ``blocks``
+    collects the text inside every block (an unclosed block runs to the end); a
+    stray ``</memory>`` outside a block is dropped. Tags match case-insensitively.
     """
 
     blocks: list[str] = field(default_factory=list)
     _pending: str = ""
     _inside: bool = False
     _block: str = ""
+    _gap: str = ""  # whitespace dropped before the last block, given back if words follow it
 
     def feed(self, chunk: str) -> str:
         """Visible text of ``chunk`` (plus any earlier held-back text now known safe)."""
         self._pending += chunk
         visible: list[str] = []
         while True:
-            tag = CLOSE_TAG if self._inside else OPEN_TAG
-            at = self._pending.lower().find(tag)
+            at, tag = self._next_tag()
             if at >= 0:
                 if self._inside:
                     self.blocks.append(self._block + self._pending[:at])
                     self._block = ""
                 else:
-                    visible.append(self._pending[:at].rstrip())
+                    before = self._pending[:at]
+                    self._emit(before.rstrip(), visible)
+                    self._gap = before[len(before.rstrip()):] or self._gap
                 self._pending = self._pending[at + len(tag):]
-                self._inside = not self._inside
+                if tag == OPEN_TAG or self._inside:  # a stray closing tag outside a block is just dropped
+                    self._inside = not self._inside
                 continue
-            keep = _held_suffix(self._pending, tag)
+            keep = _held_suffix(self._pending, CLOSE_TAG)
             if not self._inside:
+                keep = max(keep, _held_suffix(self._pending, OPEN_TAG))
                 # Whitespace right before a block is dropped with it, so hold it too.
                 body = self._pending[: len(self._pending) - keep]
                 keep += len(body) - len(body.rstrip())
@@ -91,8 +96,25 @@ class BlockFilter:
             if self._inside:
                 self._block += safe
             else:
-                visible.append(safe)
+                self._emit(safe, visible)
             return "".join(visible)
+
+    def _emit(self, text: str, visible: list[str]) -> None:
+        """Add visible text; a block between two words gives back the space before it."""
+        if text:
+            if self._gap and not text[0].isspace():
+                text = self._gap + text
+            self._gap = ""
+            visible.append(text)
+
+    def _next_tag(self) -> tuple[int, str]:
+        """Where the next tag that matters starts (-1 if none), and which: inside a
+        block its closing tag; outside an opening tag or a stray closing one."""
+        lower = self._pending.lower()
+        if self._inside:
+            return lower.find(CLOSE_TAG), CLOSE_TAG
+        found = [(at, tag) for tag in (OPEN_TAG, CLOSE_TAG) if (at := lower.find(tag)) >= 0]
+        return min(found) if found else (-1, OPEN_TAG)
 
     def finish(self) -> str:
         """The held-back tail: visible text, or the rest of an unclosed block."""
@@ -102,7 +124,9 @@ class BlockFilter:
             self._block, self._inside = "", False
             logger.warning("memory block was never closed; parsed what was complete")
             return ""
-        return tail
+        visible: list[str] = []
+        self._emit(tail, visible)
+        return "".join(visible)
 
 
 def split_reply(text: str) -> tuple[str, list[str]]:
@@ -136,6 +160,9 @@ def _decode_items(block: str) -> list[Any]:
         value = json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        logger.warning("memory block is nested too deeply to read; dropped")
+        return []
     else:
         return value if isinstance(value, list) else [value]
     decoder = json.JSONDecoder()
@@ -147,6 +174,9 @@ def _decode_items(block: str) -> list[Any]:
         except ValueError:
             position = text.find("{", position + 1)
             continue
+        except RecursionError:
+            logger.warning("memory block is nested too deeply to read; salvaged what came before")
+            break
         items.append(value)
         position = text.find("{", end)
     logger.warning("memory block is not valid JSON; salvaged %d complete item(s)", len(items))

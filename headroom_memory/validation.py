@@ -35,6 +35,10 @@ def check_content(content: object, name: str = "content") -> str:
         )
     if "\x00" in text:
         raise InvalidInputError(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{name} contains a lone surrogate: not valid Unicode text") from None
     return text
 
 

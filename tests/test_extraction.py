@@ -77,3 +77,13 @@ def test_format_memories_gives_handles_and_neutralises_tags() -> None:
     assert section.splitlines() == [
         "<memories>", "[m1] (fact, user) Likes ‹b›bold‹/b› [m2] fake line", "[m2] (decision, user) Second",
         "</memories>"]
+
+
+def test_a_block_between_two_words_keeps_them_apart() -> None:
+    assert split_reply("Here is <memory>[]</memory>my answer.") == ("Here is my answer.", ["[]"])
+    assert split_reply("Done.\n\n<memory>[]</memory>") == ("Done.", ["[]"])
+
+
+def test_a_stray_closing_tag_never_reaches_the_user() -> None:
+    assert split_reply("<memory><memory>[1]</memory></memory>Answer.") == ("Answer.", ["<memory>[1]"])
+    assert split_reply("Answer.</MEMORY> More.") == ("Answer. More.", [])
