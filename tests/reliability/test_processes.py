@@ -122,7 +122,7 @@ def _writer(db: str, worker: int, count: int, announce: list[Any], results: Any)
                                             user_id="alice", dedup=False)
                 else:
                     added = [memory.add(_fact(f"w{worker}-{step}", rng), "alice", dedup=False)]
-            except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on any
+            except Exception as exc:
                 errors.append(repr(exc))
                 continue
             for item in added:
@@ -143,7 +143,7 @@ def _reader(db: str, reader: int, expected: int, inbox: Any, results: Any) -> No
             seen += 1
             try:
                 found = [r.memory.id for r in memory.search(content, "alice", top_k=5, mode="vector")]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(repr(exc))
                 continue
             if mid not in found:
