@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench-quality bench-latency bench-wrapper clean
+.PHONY: demo test lint bench-quality bench-latency bench-peers bench-wrapper clean
 
 $(STAMP): pyproject.toml constraints.txt integrations/langchain/pyproject.toml integrations/llama_index/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,postgres,dev]' \
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0 -e '.[local,postgres,dev,peers]' \
 		-e 'integrations/langchain[agents]' -e integrations/llama_index
 	touch $(STAMP)
 
@@ -33,7 +33,10 @@ bench-quality: $(STAMP)
 	$(PY) benchmarks/locomo_recall.py --data $(DATA)
 
 bench-latency: $(STAMP)
-	$(PY) benchmarks/search_latency.py
+	$(PY) benchmarks/latency.py
+
+bench-peers: $(STAMP)
+	$(PY) benchmarks/peers.py --data $(DATA)
 
 bench-wrapper: $(STAMP)
 	$(PY) benchmarks/wrapper_overhead.py

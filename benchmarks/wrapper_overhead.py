@@ -32,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_latency import QUESTIONS, sentences
+from latency import questions, sentences
 
 from headroom_memory import MemoryConfig, NewMemory, SyncMemory, with_memory
 from headroom_memory.testing import ScriptedModel, openai_server, system_texts
@@ -48,7 +48,7 @@ def main(requests: int, memories: int, top_k: int) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="headroom-wrapper-"))
     memory = SyncMemory(MemoryConfig(db_path=folder / "w.db"))
     memory.add_many([NewMemory(t, user_id="alice") for t in sentences(memories)], batch_size=256)
-    questions = [f"{QUESTIONS[i % len(QUESTIONS)]} (variant {i})" for i in range(requests)]
+    asked = questions(requests)
     figures: dict[str, Any] = {"requests": requests, "memories": memories, "top_k": top_k, "cores": os.cpu_count()}
     with openai_server(ScriptedModel([REPLY])) as (url, recorded):
         raw = openai.OpenAI(base_url=url, api_key="bench")
@@ -57,7 +57,7 @@ def main(requests: int, memories: int, top_k: int) -> dict[str, Any]:
         for client in (raw, wrapped):  # warm up connections and the model
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "warm up"}])
         raw_ms, wrapped_ms, embed_ms = [], [], []
-        for question in questions:
+        for question in asked:
             messages = [{"role": "user", "content": question}]
             start = time.perf_counter()
             raw.chat.completions.create(model="m", messages=messages)

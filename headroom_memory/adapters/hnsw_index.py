@@ -49,12 +49,14 @@ def _file_digest(path: Path) -> str:
 
 
 def _top_k(
-    vector: np.ndarray[Any, Any], labels: Sequence[int], embeddings: Sequence[np.ndarray[Any, Any]], k: int
+    vector: np.ndarray[Any, Any], labels: Sequence[int],
+    embeddings: Sequence[np.ndarray[Any, Any]] | np.ndarray[Any, Any], k: int,
 ) -> list[tuple[int, float]]:
-    """Exact cosine top-k of unit vectors, best first."""
-    if not labels:
+    """Exact cosine top-k of unit vectors (a list or a matrix of them), best first."""
+    if not len(labels):
         return []
-    sims = np.vstack(embeddings) @ np.asarray(vector, dtype=np.float32)
+    matrix = embeddings if isinstance(embeddings, np.ndarray) else np.vstack(embeddings)
+    sims = matrix @ np.asarray(vector, dtype=np.float32)
     top = min(k, len(labels))
     best = np.argpartition(-sims, top - 1)[:top]
     best = best[np.argsort(-sims[best], kind="stable")]
@@ -202,8 +204,8 @@ class HNSWVectorIndex:
         if visible == 0:
             return []
         if visible <= self.exact_search_threshold:
-            rows = await self._store.visible_embeddings(flt)
-            return _top_k(vector, [label for label, _ in rows], [e for _, e in rows], k)
+            labels, matrix = await self._store.visible_embeddings(flt)
+            return _top_k(vector, labels, matrix, k)
         await self.sync()
         return await self._approximate(vector, flt, k)
 

@@ -321,11 +321,19 @@ class SqlMemoryStore:
         rows = await self._fetchall(f"SELECT m.seq FROM memories m WHERE {where}", params)
         return [int(r[0]) for r in rows]
 
-    async def visible_embeddings(self, flt: VectorFilter) -> list[tuple[int, np.ndarray[Any, Any]]]:
-        """(label, embedding) of every memory the reader sees."""
+    async def visible_embeddings(self, flt: VectorFilter) -> tuple[list[int], np.ndarray[Any, Any]]:
+        """Labels of every memory the reader sees, and their embeddings as one matrix."""
         where, params = self.dialect.visibility_clause(flt, self._now())
         rows = await self._fetchall(f"SELECT m.seq, m.embedding FROM memories m WHERE {where}", params)
-        return [(int(r[0]), self._vector(r[1])) for r in rows]
+        return [int(r[0]) for r in rows], self._matrix([r[1] for r in rows])
+
+    def _matrix(self, stored: Sequence[Any]) -> np.ndarray[Any, Any]:
+        """Stored embeddings as one float32 matrix (one row each)."""
+        if not stored:
+            return np.zeros((0, 0), dtype=np.float32)
+        if all(isinstance(s, bytes) for s in stored):
+            return np.frombuffer(b"".join(stored), dtype=np.float32).reshape(len(stored), -1)
+        return np.vstack([self._vector(s) for s in stored])
 
     async def filter_labels(self, labels: Sequence[int], flt: VectorFilter) -> set[int]:
         """The labels among ``labels`` the reader sees."""

@@ -41,9 +41,16 @@ def test_locomo_recall_on_one_real_conversation() -> None:
     assert figures["conversations"] == 1 and figures["modes"]["hybrid"]["R@5"] >= 0
 
 
-def test_search_latency_smoke() -> None:
-    figures = run_script("benchmarks/search_latency.py", "--n", "300", "--queries", "5")
-    assert figures["memories"] == 320
+def test_latency_smoke() -> None:
+    figures = run_script("benchmarks/latency.py", "--sizes", "300", "--user-sizes", "10", "100", "--queries", "5",
+                         "--base", "100")
+    [store] = figures["stores"]
+    assert store["memories"] == 300 and set(store["users"]) == {"10", "100"}
+
+
+def test_peers_smoke() -> None:
+    figures = run_script("benchmarks/peers.py", "--data", str(TINY))
+    assert set(figures["systems"]) == {"headroom", "mem0", "llamaindex", "chroma"}
 
 
 def test_wrapper_overhead_smoke() -> None:
