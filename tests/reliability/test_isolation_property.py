@@ -92,7 +92,11 @@ class IsolationMachine(RuleBasedStateMachine):
             assert memory.user_id == actor, f"{actor} read a memory of {memory.user_id}"
 
     def _foreign_or_own(self, data: st.DataObject) -> str | None:
-        return data.draw(st.sampled_from(sorted(self.owners))) if self.owners else None
+        """Any stored id, by its position in creation order (ids themselves are random,
+        so drawing a position keeps replays of the same choices consistent)."""
+        if not self.owners:
+            return None
+        return list(self.owners)[data.draw(st.integers(0, 10**6)) % len(self.owners)]
 
     # -- writes --------------------------------------------------------------------------
 
