@@ -354,7 +354,7 @@ class SqlMemoryStore:
                 {"after": label, "n": batch_size})
             if not rows:
                 return
-            yield [(int(r[0]), self._vector(r[1]).tobytes()) for r in rows]
+            yield [(int(r[0]), r[1] if isinstance(r[1], bytes) else self._vector(r[1]).tobytes()) for r in rows]
             label = int(rows[-1][0])
 
     async def max_label(self) -> int:

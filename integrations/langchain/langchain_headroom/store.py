@@ -117,6 +117,9 @@ class HeadroomStore(BaseStore):
             return
         if not isinstance(op.value, Mapping):
             raise InvalidInputError(f"value must be a dict, got {type(op.value).__name__}")
+        if op.index is not None and op.index is not False and (isinstance(op.index, str) or not all(
+                isinstance(f, str) and f for f in op.index)):
+            raise InvalidInputError(f"index must be False, None or a list of field names, got {op.index!r}")
         text = self._text(op.value, op.index)
         category, importance = _category(op.value), _importance(op.value)
         ttl = None if op.ttl is None else timedelta(minutes=op.ttl)

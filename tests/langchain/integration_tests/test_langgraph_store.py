@@ -133,6 +133,8 @@ def test_bad_input_is_refused_with_clear_errors_and_nothing_changes(store: Headr
         store.put(("al.ice",), "k", {"content": "x"})
     with pytest.raises(InvalidInputError, match="value must be a dict"):
         store.batch([PutOp(("alice",), "k", ["not", "a", "dict"])])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="index must be False, None or a list"):
+        store.put(("alice",), "k", {"content": "replaced?"}, index="content")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="index_fields"):
         HeadroomStore(sync_memory, index_fields="content")
     assert [m.content for m in sync_memory.query(MemoryFilter(user_id="alice"))] == ["kept"]
