@@ -5,9 +5,9 @@
 
 For each store size N a fresh store is filled through the public bulk API
 (``add_many``) with precomputed embeddings of real sentences: a few thousand
-varied sentences are embedded once; larger stores reuse those vectors with a
-little noise (unit length kept), so nothing is a duplicate and a million texts
-need not be embedded. One user holds each of ``--user-sizes`` memories (when N
+varied sentences are embedded once; larger stores use mixtures of two of those
+vectors plus a little noise (unit length kept), so nothing is a duplicate and a
+million texts need not be embedded. One user holds each of ``--user-sizes`` memories (when N
 allows), the rest belong to N/200 other users. Then, per (N, user size):
 
 - injection: what ``with_memory`` does before each request (hybrid search,
@@ -87,13 +87,17 @@ async def clock(fn: Callable[[], Awaitable[Any]]) -> float:
 
 
 def vectors_for(n: int, base: np.ndarray[Any, Any], rng: np.random.Generator) -> np.ndarray[Any, Any]:
-    """n unit vectors: the base embeddings, then noisy copies of them."""
-    picks = base[np.arange(n) % len(base)]
-    if n > len(base):
-        noisy = picks[len(base):] + rng.normal(scale=0.03, size=picks[len(base):].shape).astype(np.float32)
-        picks = np.vstack([picks[: len(base)], noisy / np.linalg.norm(noisy, axis=1, keepdims=True)])
-    return picks.astype(np.float32)
-
+    """n unit vectors: the base embeddings, then mixtures of two of them plus a
+    little noise. (Noisy copies of the base alone form tight islands of a few
+    hundred points in a 1M store, which fragment hnswlib's graph: it then
+    returns fewer neighbours than asked for, a shape real embeddings do not have.)"""
+    picks = base[np.arange(n) % len(base)].astype(np.float32)
+    for start in range(len(base), n, 100_000):
+        stop = min(n, start + 100_000)
+        partners = base[rng.integers(len(base), size=stop - start)]
+        mixed = picks[start:stop] + 0.6 * partners + rng.normal(scale=0.02, size=partners.shape).astype(np.float32)
+        picks[start:stop] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+    return picks
 
 def disk_bytes(config: MemoryConfig) -> int | None:
     if config.postgres_url is not None:
@@ -190,9 +194,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                "base_sentences": args.base, "stores": []}
     try:
         for n in args.sizes:
-            folder = Path(tempfile.mkdtemp(prefix="headroom-latency-"))
-            figures = await measure_store(n, args.user_sizes, base_texts, base, args.queries,
-                                          make_config(args.backend, folder, url), embedder)
+            with tempfile.TemporaryDirectory(prefix="headroom-latency-") as folder:
+                figures = await measure_store(n, args.user_sizes, base_texts, base, args.queries,
+                                              make_config(args.backend, Path(folder), url), embedder)
             results["stores"].append(figures)
             print_store(figures)
     finally:

@@ -81,8 +81,11 @@ class MemoryConfig(BaseModel):
     hnsw_ef_construction: int = Field(default=200, ge=1)
     hnsw_m: int = Field(default=16, ge=2)
     hnsw_ef_search: int = Field(default=50, ge=1)
-    cache_enabled: bool = True
-    cache_max_size: int = Field(default=1000, ge=1)
+    cache_enabled: bool = Field(
+        default=True,
+        description="Cache query embeddings, and (SQLite) search results until any memory changes.",
+    )
+    cache_max_size: int = Field(default=1000, ge=1, description="Entries the cache keeps (LRU).")
     exact_search_threshold: int = Field(
         default=2_000,
         ge=0,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -402,19 +404,21 @@ class HierarchicalMemory:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(drafts), desc="adding memories", unit="mem")
+        starts = list(range(0, len(drafts), size))
+        # The next batch is embedded while this one is checked and stored.
+        pending = asyncio.ensure_future(self._batch_vectors(drafts, given, 0, size)) if starts else None
         try:
-            for start in range(0, len(drafts), size):
+            for number, start in enumerate(starts):
+                assert pending is not None
+                try:
+                    vectors = await pending
+                except EmbedderError as exc:
+                    raise EmbedderError(f"{exc}; the first {start} of {len(drafts)} items were stored, "
+                                        "the rest were not") from exc
+                pending = None
+                if number + 1 < len(starts):
+                    pending = asyncio.ensure_future(self._batch_vectors(drafts, given, starts[number + 1], size))
                 batch = drafts[start : start + size]
-                vectors = given[start : start + size]
-                todo = [i for i, v in enumerate(vectors) if v is None]
-                if todo:
-                    try:
-                        fresh = await self._call_embedder([batch[i].content for i in todo])
-                    except EmbedderError as exc:
-                        raise EmbedderError(f"{exc}; the first {start} of {len(drafts)} items were stored, "
-                                            "the rest were not") from exc
-                    for i, vector in zip(todo, fresh):
-                        vectors[i] = vector
                 memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
                 fresh_rows: list[Memory] = []
                 restated: list[tuple[Memory, Memory]] = []
@@ -440,9 +444,23 @@ class HierarchicalMemory:
                 if bar is not None:
                     bar.update(len(memories))
         finally:
+            if pending is not None:
+                await _discard(pending)
             if bar is not None:
                 bar.close()
         return stored
+
+    async def _batch_vectors(
+        self, drafts: Sequence[Memory], given: Sequence[np.ndarray[Any, Any] | None], start: int, size: int
+    ) -> list[np.ndarray[Any, Any]]:
+        """The vectors of ``drafts[start:start + size]``: the given ones, the rest embedded."""
+        vectors = list(given[start : start + size])
+        todo = [i for i, v in enumerate(vectors) if v is None]
+        if todo:
+            fresh = await self._call_embedder([drafts[start + i].content for i in todo])
+            for i, vector in zip(todo, fresh):
+                vectors[i] = vector
+        return [v for v in vectors if v is not None]
 
     async def restore(
         self, memories: Sequence[tuple[Memory, np.ndarray[Any, Any] | None]], *, batch_size: int = 500
@@ -709,6 +727,11 @@ class HierarchicalMemory:
         ``similarity``, and those below ``min_similarity`` are left out.
         ``subtree=True`` searches every memory at or below the given node
         instead (e.g. ``user_id`` alone: all the user's sessions and agents).
+
+        With the cache on (``config.cache_enabled``), query embeddings are
+        cached, and on SQLite so are results: a repeated search is answered
+        from the cache for as long as no memory changed, in this process or
+        any other, and none of its results expired.
         """
         self._check_open()
         if not isinstance(query, str):
@@ -721,16 +744,49 @@ class HierarchicalMemory:
                               categories=categories, min_importance=min_importance, subtree=subtree)
         if not query.strip():
             return []
+        key = ("search", query, reader, top_k, threshold, mode)
+        token = await self.store.change_token() if self.cache is not None else None
+        cached = self._cached_results(key, token)
+        if cached is not None:
+            return cached
+        results = await self._ranked(query, reader, top_k, threshold, mode)
+        if token is not None and self.cache is not None:
+            self.cache.put(key, (token, tuple(results)))
+        return results
+
+    def _cached_results(self, key: tuple[Any, ...], token: Hashable | None) -> list[SearchResult] | None:
+        """The results cached for ``key`` while no memory changed since (same
+        store token) and none of them has expired; otherwise None."""
+        if token is None or self.cache is None:
+            return None
+        entry = self.cache.get(key)
+        if entry is None or entry[0] != token:
+            return None
+        now = utc_now()
+        if any(r.memory.valid_until is not None and r.memory.valid_until <= now for r in entry[1]):
+            return None
+        return list(entry[1])
+
+    async def _ranked(
+        self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode
+    ) -> list[SearchResult]:
+        """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`."""
         pool = max(4 * top_k, 40)
-        vector = (await self._embed([query]))[0]
+        # The keyword search needs no embedding: it runs while the query is embedded.
+        keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool)) if mode != "vector" else None
         ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
-        if mode in ("hybrid", "vector"):
-            hits = await self.vector_index.search(vector, reader, pool)
-            ranked["vector"] = hits
-            sims.update(hits)
-        if mode in ("hybrid", "text"):
-            ranked["text"] = await self.text_index.search(query, reader, pool)
+        try:
+            vector = (await self._embed([query]))[0]
+            if mode in ("hybrid", "vector"):
+                hits = await self.vector_index.search(vector, reader, pool)
+                ranked["vector"] = hits
+                sims.update(hits)
+            if keyword is not None:
+                ranked["text"] = await keyword
+        finally:
+            if keyword is not None:
+                await _discard(keyword)
         fused = reciprocal_rank_fusion(
             ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
             k=self.config.rrf_k,
@@ -795,12 +851,14 @@ class HierarchicalMemory:
         """
         results = await self.search(query, user_id, session_id, agent_id, turn_id,
                                     top_k=top_k, min_similarity=min_similarity, categories=categories)
-        memories = [r.memory for r in results]
-        await self.store.record_access([m.id for m in memories], utc_now())
+        now = utc_now()
+        counts = await self.store.record_access([r.memory.id for r in results], now)
         recalled: list[Memory] = []
-        for memory in memories:
-            if memory.scope is not ScopeLevel.USER and memory.access_count + 1 >= self.config.bubble_min_recalls:
-                memory = await self.promote(memory.id, reason=f"recalled {memory.access_count + 1} times")
+        for result in results:
+            memory = result.memory
+            memory = replace(memory, access_count=counts.get(memory.id, memory.access_count + 1), last_accessed=now)
+            if memory.scope is not ScopeLevel.USER and memory.access_count >= self.config.bubble_min_recalls:
+                memory = await self.promote(memory.id, reason=f"recalled {memory.access_count} times")
             recalled.append(memory)
         return recalled
 
@@ -851,7 +909,7 @@ class _RestatementIndex:
     restatements among them with one matrix product per item."""
 
     def __init__(self) -> None:
-        self._groups: dict[tuple[Any, ...], tuple[list[Memory], list[np.ndarray[Any, Any]]]] = {}
+        self._groups: dict[tuple[Any, ...], _VectorGroup] = {}
         self._texts: dict[tuple[Any, ...], Memory] = {}
 
     @staticmethod
@@ -859,9 +917,10 @@ class _RestatementIndex:
         return (memory.user_id, memory.scope, memory.session_id, memory.agent_id, memory.turn_id, memory.category)
 
     def add(self, memory: Memory, vector: np.ndarray[Any, Any]) -> None:
-        members, vectors = self._groups.setdefault(self._key(memory), ([], []))
-        members.append(memory)
-        vectors.append(vector)
+        group = self._groups.get(self._key(memory))
+        if group is None:
+            group = self._groups[self._key(memory)] = _VectorGroup(len(vector))
+        group.append(memory, vector)
         self._texts.setdefault((*self._key(memory), normalise(memory.content)), memory)
 
     def find(self, memory: Memory, threshold: float) -> Memory | None:
@@ -869,12 +928,37 @@ class _RestatementIndex:
         group = self._groups.get(self._key(memory))
         if same_text is not None or group is None or memory.embedding is None:
             return same_text
-        members, vectors = group
-        sims = np.asarray(vectors) @ memory.embedding
+        sims = group.similarities(memory.embedding)
         for index in np.flatnonzero(sims >= threshold):
-            if is_near_duplicate(memory.content, members[index].content, float(sims[index]), threshold):
-                return members[index]
+            if is_near_duplicate(memory.content, group.members[index].content, float(sims[index]), threshold):
+                return group.members[index]
         return None
+
+
+class _VectorGroup:
+    """Memories and their vectors in a matrix that grows by doubling, so each
+    lookup is one product over the rows so far (no re-stacking)."""
+
+    def __init__(self, dimension: int) -> None:
+        self.members: list[Memory] = []
+        self._matrix = np.empty((16, dimension), dtype=np.float32)
+
+    def append(self, memory: Memory, vector: np.ndarray[Any, Any]) -> None:
+        if len(self.members) == len(self._matrix):
+            self._matrix = np.vstack([self._matrix, np.empty_like(self._matrix)])
+        self._matrix[len(self.members)] = vector
+        self.members.append(memory)
+
+    def similarities(self, vector: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.asarray(self._matrix[: len(self.members)] @ vector)
+
+
+async def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` if it still runs and collect its outcome, whatever it is
+    (so no "exception was never retrieved" is logged for it)."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 def _same_node(a: Memory, b: Memory) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["STOPWORDS", "fts_query", "query_terms"]
+__all__ = ["STOPWORDS", "fts_expression", "fts_query", "query_terms"]
 
 # Lucene's English stop words plus a few conversational fillers.
 STOPWORDS = frozenset(
@@ -38,6 +38,10 @@ def fts_query(text: str) -> str | None:
     if not isinstance(text, str):
         return None
     terms = query_terms(text)
-    if not terms:
-        return None
+    return fts_expression(terms) if terms else None
+
+
+def fts_expression(terms: list[str]) -> str:
+    """``"a" OR "b"``: the OR of terms from :func:`query_terms` (runs of word
+    characters, so quoting them leaves nothing FTS5 would read as syntax)."""
     return " OR ".join(f'"{term}"' for term in terms)

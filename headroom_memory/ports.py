@@ -210,8 +210,14 @@ class MemoryStore(Protocol):
     async def reinforce(self, memory_id: str, at: datetime, importance: float) -> None:
         """Count a restatement of a memory (access, last seen, importance floor, merged counter)."""
 
-    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> None:
-        """Count one recall of each memory."""
+    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> dict[str, int]:
+        """Count one recall of each memory; returns their access counts after it."""
+
+    async def change_token(self) -> Hashable | None:
+        """A value that differs after any change to memories (rows, validity,
+        importance) by any process or connection, so a reader can tell its
+        cached results are still right; recall bookkeeping need not change it.
+        ``None`` when the store cannot tell (nothing is then cached)."""
 
     async def count_visible(self, flt: VectorFilter, cap: int) -> int:
         """How many memories ``flt`` sees, counting at most ``cap``."""

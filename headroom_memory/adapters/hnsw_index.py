@@ -19,7 +19,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +39,9 @@ logger = logging.getLogger("headroom_memory")
 T = TypeVar("T")
 _FORMAT = 1
 _SYNC_BATCH = 4096
+_VisibleSet = tuple[list[int], np.ndarray[Any, Any]]  # labels and their embeddings
+_VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches
+_MAX_CANDIDATES = 8192  # unfiltered HNSW candidates tried before filtering to the visible set
 
 
 def _file_digest(path: Path) -> str:
@@ -91,6 +95,8 @@ class HNSWVectorIndex:
         self._ef_search = ef_search
         self.exact_search_threshold = exact_search_threshold
         self._index: hnswlib.Index | None = None
+        self._visible_sets: OrderedDict[VectorFilter, tuple[Hashable, _VisibleSet | None]] = OrderedDict()
+        self._visible_bytes = 0
         self._covered = 0
         self._dirty = False
         self._lock = asyncio.Lock()
@@ -200,40 +206,82 @@ class HNSWVectorIndex:
         from their stored embeddings (the index is not needed); beyond that the
         index is caught up and searched.
         """
-        visible = await self._store.count_visible(flt, self.exact_search_threshold + 1)
-        if visible == 0:
-            return []
-        if visible <= self.exact_search_threshold:
-            labels, matrix = await self._store.visible_embeddings(flt)
+        small = await self._small_visible_set(flt)
+        if small is not None:
+            labels, matrix = small
             return _top_k(vector, labels, matrix, k)
         await self.sync()
         return await self._approximate(vector, flt, k)
 
+    async def _small_visible_set(self, flt: VectorFilter) -> _VisibleSet | None:
+        """The reader's visible labels and embeddings if there are at most
+        ``exact_search_threshold`` of them, else None. Kept (within
+        ``_VISIBLE_CACHE_BYTES``) while the store's change token stays the same,
+        so a reader's next question does not read them again."""
+        token = await self._store.change_token()
+        cached = self._visible_sets.get(flt)
+        if cached is not None and token is not None and cached[0] == token:
+            self._visible_sets.move_to_end(flt)
+            return cached[1]
+        found: _VisibleSet | None = None
+        if await self._store.count_visible(flt, self.exact_search_threshold + 1) <= self.exact_search_threshold:
+            found = await self._store.visible_embeddings(flt)
+        self._forget_visible_set(flt)
+        self._visible_sets[flt] = (token, found)
+        self._visible_bytes += 0 if found is None else found[1].nbytes
+        while self._visible_bytes > _VISIBLE_CACHE_BYTES:
+            self._forget_visible_set(next(iter(self._visible_sets)))
+        return found
+
+    def _forget_visible_set(self, flt: VectorFilter) -> None:
+        dropped = self._visible_sets.pop(flt, None)
+        if dropped is not None and dropped[1] is not None:
+            self._visible_bytes -= dropped[1][1].nbytes
+
     async def _approximate(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
+        """HNSW search checked against the store: unfiltered, with more candidates
+        while the visible share of them says more are needed (up to
+        ``_MAX_CANDIDATES``), then filtered to the visible labels."""
         index = await self._ensure_loaded()
         total = index.get_current_count()
         wanted = min(total, max(64, 8 * k))
-
-        def query(n: int, allowed: Callable[[int], bool] | None = None) -> tuple[list[int], list[float]]:
-            index.set_ef(max(self._ef_search, n))
+        while True:
             try:
-                labels, distances = index.knn_query(vector, k=n, num_threads=1, filter=allowed)
-            finally:
-                index.set_ef(self._ef_search)
-            return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]
-
-        labels, sims = await self._run(query, wanted)
-        allowed = await self._store.filter_labels(labels, flt)
-        hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
-        if len(hits) >= k or wanted >= total:
-            return hits[:k]
+                labels, sims = await self._run(self._query, index, vector, wanted, None)
+            except RuntimeError:
+                break
+            allowed = await self._store.filter_labels(labels, flt)
+            hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
+            if len(hits) >= k or wanted >= total:
+                return hits[:k]
+            needed = 2 * wanted * k // max(len(hits), 1)
+            if not hits or needed > _MAX_CANDIDATES:
+                break
+            wanted = min(total, needed)
         visible = set(await self._store.visible_labels(flt))
         try:
-            labels, sims = await self._run(query, min(k, len(visible)), visible.__contains__)
+            labels, sims = await self._run(self._query, index, vector, min(k, len(visible)), visible.__contains__)
         except RuntimeError:
             stored = await self._store.get_embeddings(sorted(visible))
             return _top_k(vector, list(stored), list(stored.values()), k)
         return list(zip(labels, sims))
+
+    def _query(
+        self, index: hnswlib.Index, vector: np.ndarray[Any, Any], n: int, allowed: Callable[[int], bool] | None
+    ) -> tuple[list[int], list[float]]:
+        """The ``n`` nearest labels and their similarities (ef raised to ``n``, then
+        to ``4n`` if the graph gave fewer); RuntimeError if still fewer."""
+        try:
+            for ef in (max(self._ef_search, n), 4 * n):
+                index.set_ef(ef)
+                try:
+                    labels, distances = index.knn_query(vector, k=n, num_threads=1, filter=allowed)
+                except RuntimeError:
+                    continue
+                return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]
+            raise RuntimeError(f"the index returned fewer than {n} neighbours")
+        finally:
+            index.set_ef(self._ef_search)
 
     async def close(self) -> None:
         """Persist the index if it changed, then stop its worker thread."""

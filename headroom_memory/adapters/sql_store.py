@@ -8,8 +8,9 @@ open, read (``_fetchall``) and run a transaction (``_transaction``, yielding a
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ class SqlMemoryStore:
     dialect: SqlDialect
     greatest: str  # the two-argument maximum: MAX (SQLite) or GREATEST (PostgreSQL)
     instance_id: str = ""
+    _changes: int = 0  # memory-changing transactions of this store object (see change_token)
 
     # -- supplied by the subclass ---------------------------------------------
 
@@ -91,14 +93,14 @@ class SqlMemoryStore:
         rows = [self._row(m) for m in memories]
         if not rows:
             return
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             await tx.executemany(self._insert_sql(), rows)
 
     async def supersede(self, old_id: str, new: Memory) -> None:
         """Close ``old_id`` and insert ``new`` atomically; MemoryConflictError when
         ``old_id`` was superseded or expired meanwhile (by any process)."""
         p = self._p
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             changed = await tx.execute(
                 f"UPDATE memories SET valid_until = {p('at')}, superseded_by = {p('new')} "
                 f"WHERE id = {p('old')} AND superseded_by IS NULL "
@@ -116,7 +118,7 @@ class SqlMemoryStore:
         """Delete memories, relinking their chains around them."""
         p = self._p
         deleted = 0
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             for mid in memory_ids:
                 rows = await tx.fetchall(f"SELECT supersedes, superseded_by FROM memories WHERE id = {p('id')}",
                                          {"id": mid})
@@ -144,7 +146,7 @@ class SqlMemoryStore:
                 where.append(f"{name} = {p(name)}")
                 params[name] = value
         clause = " AND ".join(where)
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             # Links from surviving rows to deleted ones are cut (those rows stay closed).
             for column in ("superseded_by", "supersedes"):
                 await tx.execute(
@@ -158,28 +160,46 @@ class SqlMemoryStore:
             return 0
         names, params = self.dialect.in_list("e", memory_ids)
         current, cparams = self.dialect.current_clause(to_micros(at), "memories")
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             return await tx.execute(
                 f"UPDATE memories SET valid_until = {self._p('now')} WHERE id IN ({names}) AND {current}",
                 {**params, **cparams},
             )
 
-    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> None:
-        """Count one recall of each memory."""
+    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> dict[str, int]:
+        """Count one recall of each memory; returns their access counts after it.
+
+        One statement, atomic on its own (the connections are in autocommit):
+        the recall of each injection costs a single round trip."""
         if not memory_ids:
-            return
+            return {}
         names, params = self.dialect.in_list("r", memory_ids)
-        async with self._transaction() as tx:
-            await tx.execute(
-                f"UPDATE memories SET access_count = access_count + 1, last_accessed = {self._p('at')} "
-                f"WHERE id IN ({names})",
-                {**params, "at": to_micros(at)},
-            )
+        rows = await self._fetchall(
+            f"UPDATE memories SET access_count = access_count + 1, last_accessed = {self._p('at')} "
+            f"WHERE id IN ({names}) RETURNING id, access_count",
+            {**params, "at": to_micros(at)},
+        )
+        return {str(mid): int(count) for mid, count in rows}
+
+    async def change_token(self) -> Hashable | None:
+        """None: this store cannot tell other connections' changes cheaply (see SQLite's)."""
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _change(self) -> AsyncIterator[Transaction]:
+        """A transaction that changes memories, counted before and after (even
+        when it fails) so a token taken around it never matches one taken later."""
+        self._changes += 1
+        try:
+            async with self._transaction() as tx:
+                yield tx
+        finally:
+            self._changes += 1
 
     async def reinforce(self, memory_id: str, at: datetime, importance: float) -> None:
         """Count a restatement: one more access, seen now, importance raised to at least ``importance``."""
         p = self._p
-        async with self._transaction() as tx:
+        async with self._change() as tx:
             await tx.execute(
                 f"UPDATE memories SET access_count = access_count + 1, last_accessed = {p('at')}, "
                 f"importance = {self.greatest}(importance, {p('importance')}) WHERE id = {p('id')}",

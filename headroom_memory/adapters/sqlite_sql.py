@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS idx_memories_path
     ON memories (user_id, scope, session_id, agent_id, turn_id);
 CREATE INDEX IF NOT EXISTS idx_memories_user_time ON memories (user_id, valid_from);
+-- Covers the visibility check by label: filtering HNSW candidates and counting
+-- a reader's memories read this index only, never the wide rows.
+CREATE INDEX IF NOT EXISTS idx_memories_visible ON memories (
+    user_id, seq, scope, session_id, agent_id, turn_id, superseded_by, valid_until, category, importance
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
     content, user_key, content='memories', content_rowid='seq',
     tokenize='porter unicode61 remove_diacritics 2'

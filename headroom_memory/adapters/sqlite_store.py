@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,13 @@ class SQLiteMemoryStore(SqlMemoryStore):
             with map_sqlite_errors(self.path):
                 return list(await db.execute_fetchall(sql, params or {}))
 
+    async def change_token(self) -> Hashable | None:
+        """(memory-changing transactions of this store, SQLite's ``data_version``):
+        the first counts this connection's writes, the second changes whenever
+        any other connection, in any process, commits to the file."""
+        rows = await self._fetchall("PRAGMA data_version")
+        return (self._changes, int(rows[0][0]))
+
     def _row(self, memory: Memory) -> dict[str, Any]:
         params = super()._row(memory)
         params["embedding"] = params["embedding"].tobytes()
@@ -202,6 +209,15 @@ class SQLiteMemoryStore(SqlMemoryStore):
             {**params, "match": fts_match(terms, flt.user_id), "limit": limit},
         )
         return [(r[0], -float(r[1])) for r in rows]
+
+    async def term_rows(self, term: str, cap: int) -> int:
+        """How many rows (of any user) hold ``term`` (a run of word characters),
+        counting at most ``cap``."""
+        rows = await self._fetchall(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH :match LIMIT :cap)",
+            {"match": 'content : "{}"'.format(term.replace('"', '""')), "cap": cap},
+        )
+        return int(rows[0][0])
 
 
 def _split_script(script: str) -> list[str]:

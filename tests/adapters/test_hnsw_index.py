@@ -10,6 +10,7 @@ import numpy as np
 
 from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
 from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder
+from headroom_memory.ports import VectorFilter
 
 TOPICS = [
     "Goes sailing on the lake every summer",
@@ -126,3 +127,26 @@ async def test_hnsw_path_returns_only_visible_rows_even_when_others_are_closer(
 async def test_rebuild_index_reports_every_stored_vector(memory: HierarchicalMemory) -> None:
     await fill(memory)
     assert await memory.rebuild_index() == len(TOPICS) + 40
+
+
+async def test_a_user_with_a_tenth_of_a_large_store_gets_the_exact_neighbours(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """Unfiltered HNSW candidates are mostly other users'; more are fetched until
+    enough of the reader's own are among them, and those match an exact scan."""
+    path = tmp_path / "m.db"
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
+    owners = ["big" if i % 10 == 0 else f"other-{i % 40}" for i in range(3000)]
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=path), embedder=embedder) as memory:
+        await memory.add_many([NewMemory(f"note {i}", user_id=owners[i], embedding=vectors[i]) for i in range(3000)],
+                              batch_size=1000, dedup=False)
+        query = vectors[0] + rng.normal(size=embedder.dimension).astype(np.float32)
+        query /= np.linalg.norm(query)
+        labels, matrix = await memory.store.visible_embeddings(VectorFilter(user_id="big"))
+        exact = [labels[i] for i in np.argsort(-(matrix @ query))[:40]]
+    async with await HierarchicalMemory.create(hnsw_config(path), embedder=embedder) as memory:
+        found = await memory.vector_index.search(query, VectorFilter(user_id="big"), 40)
+        assert len(found) == 40
+        assert {label for label, _ in found} <= set(labels)
+        assert len({label for label, _ in found} & set(exact)) >= 36

@@ -14,7 +14,7 @@ from headroom_memory import (
     MemoryFilter,
     StorageError,
 )
-from headroom_memory.adapters import FTS5TextIndex, HNSWVectorIndex, LocalEmbedder, SQLiteMemoryStore
+from headroom_memory.adapters import FTS5TextIndex, HNSWVectorIndex, LocalEmbedder, SQLiteMemoryStore, fts5_index
 from headroom_memory.adapters.sql_common import POSTGRES, SQLITE
 from headroom_memory.fts import fts_query
 from headroom_memory.ports import VectorFilter
@@ -83,3 +83,18 @@ async def test_a_read_only_database_raises_storage_error_and_keeps_data(
     await engine.close()
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 1
+
+
+async def test_common_terms_are_left_out_of_keyword_matching(
+    memory: HierarchicalMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A term in most memories of a large store (here: the floor lowered) no longer
+    matches on its own; a query of common terms only still matches them."""
+    monkeypatch.setattr(fts5_index, "COMMON_FLOOR", 20)
+    await memory.add_many([f"Talked about topic {i}" for i in range(40)], user_id="bob", dedup=False)
+    pottery = await memory.add("Talked about pottery classes", "alice")
+    other = await memory.add("Talked about the weather", "alice")
+    hits = await memory.text_search("what did we say about pottery", "alice")
+    assert [h.memory.id for h in hits] == [pottery.id]
+    only_common = await memory.text_search("what did we talk about", "alice")
+    assert {h.memory.id for h in only_common} == {pottery.id, other.id}

@@ -1,0 +1,85 @@
+"""The search result cache: a repeated question is answered without searching
+again, and never with an answer that a change (here, in another connection, or
+by time) made wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from headroom_memory import HierarchicalMemory, MemoryConfig
+from headroom_memory.adapters import LocalEmbedder
+
+
+def count_index_searches(memory: HierarchicalMemory) -> list[int]:
+    """Counts the vector index searches ``memory`` runs (a search not served from the cache)."""
+    calls = [0]
+    search: Callable[..., Awaitable[Any]] = memory.vector_index.search
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await search(*args, **kwargs)
+
+    memory.vector_index.search = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def ids(memory: HierarchicalMemory, query: str = "what pets does she have", **scope: Any) -> list[str]:
+    return [r.memory.id for r in await memory.search(query, "alice", **scope)]
+
+
+async def test_every_change_shows_in_the_next_search(memory: HierarchicalMemory) -> None:
+    cat = await memory.add("Has a cat called Miso", "alice")
+    assert await ids(memory) == [cat.id]
+    dog = await memory.add("Has a dog called Rex", "alice", dedup=False)
+    assert set(await ids(memory)) == {cat.id, dog.id}
+    newer = await memory.supersede(cat.id, "Has a cat called Miso and a kitten called Yuzu", user_id="alice")
+    assert set(await ids(memory)) == {newer.id, dog.id}
+    await memory.delete(dog.id)
+    assert await ids(memory) == [newer.id]
+    await memory.clear("alice")
+    assert await ids(memory) == []
+
+
+async def test_a_repeated_search_is_served_from_the_cache(db_path: Path, embedder: LocalEmbedder) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        searches = count_index_searches(memory)
+        for _ in range(3):
+            assert await ids(memory) == [cat.id]
+        assert searches[0] == 1
+        assert await ids(memory, session_id="s1") == [cat.id]  # another reader is another entry
+        assert searches[0] == 2
+
+
+async def test_writes_through_another_connection_invalidate_the_cache(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    config = MemoryConfig(db_path=db_path)
+    async with await HierarchicalMemory.create(config, embedder=embedder) as reader, \
+            await HierarchicalMemory.create(config, embedder=embedder) as writer:
+        cat = await writer.add("Has a cat called Miso", "alice")
+        assert await ids(reader) == [cat.id]
+        dog = await writer.add("Has a dog called Rex", "alice", dedup=False)
+        assert set(await ids(reader)) == {cat.id, dog.id}
+        await writer.delete(cat.id)
+        assert await ids(reader) == [dog.id]
+
+
+async def test_a_cached_result_that_expires_is_not_served(memory: HierarchicalMemory) -> None:
+    brief = await memory.add("Is feeding the neighbour's cat this week", "alice", ttl=3.0)
+    assert await ids(memory, "whose cat is she feeding") == [brief.id]
+    assert brief.valid_until is not None
+    await asyncio.sleep(max(0.0, (brief.valid_until - datetime.now(timezone.utc)).total_seconds()) + 0.1)
+    assert await ids(memory, "whose cat is she feeding") == []
+
+
+async def test_recalls_answered_from_the_cache_are_still_counted(memory: HierarchicalMemory) -> None:
+    cat = await memory.add("Has a cat called Miso", "alice")
+    for expected in (1, 2, 3):
+        recalled = await memory.recall("what pets does she have", "alice")
+        assert [(m.id, m.access_count) for m in recalled] == [(cat.id, expected)]
+    assert (await memory.get(cat.id)).access_count == 3
