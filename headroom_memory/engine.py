@@ -745,7 +745,7 @@ class HierarchicalMemory:
         if not query.strip():
             return []
         key = ("search", query, reader, top_k, threshold, mode)
-        token = await self.store.change_token() if self.cache is not None else None
+        token = await self._change_token() if self.cache is not None else None
         cached = self._cached_results(key, token)
         if cached is not None:
             return cached
@@ -753,6 +753,12 @@ class HierarchicalMemory:
         if token is not None and self.cache is not None:
             self.cache.put(key, (token, tuple(results)))
         return results
+
+    async def _change_token(self) -> Hashable | None:
+        """The store's change token; None (no result caching) for a store
+        written before the port had ``change_token``."""
+        change_token = getattr(self.store, "change_token", None)
+        return None if change_token is None else await change_token()
 
     def _cached_results(self, key: tuple[Any, ...], token: Hashable | None) -> list[SearchResult] | None:
         """The results cached for ``key`` while no memory changed since (same
@@ -852,7 +858,7 @@ class HierarchicalMemory:
         results = await self.search(query, user_id, session_id, agent_id, turn_id,
                                     top_k=top_k, min_similarity=min_similarity, categories=categories)
         now = utc_now()
-        counts = await self.store.record_access([r.memory.id for r in results], now)
+        counts = await self.store.record_access([r.memory.id for r in results], now) or {}
         recalled: list[Memory] = []
         for result in results:
             memory = result.memory
