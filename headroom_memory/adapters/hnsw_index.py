@@ -40,7 +40,8 @@ T = TypeVar("T")
 _FORMAT = 1
 _SYNC_BATCH = 4096
 _VisibleSet = tuple[list[int], np.ndarray[Any, Any]]  # labels and their embeddings
-_VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches
+_VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches ...
+_VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
 _MAX_CANDIDATES = 8192  # unfiltered HNSW candidates tried before filtering to the visible set
 
 
@@ -229,7 +230,7 @@ class HNSWVectorIndex:
         self._forget_visible_set(flt)
         self._visible_sets[flt] = (token, found)
         self._visible_bytes += 0 if found is None else found[1].nbytes
-        while self._visible_bytes > _VISIBLE_CACHE_BYTES:
+        while self._visible_bytes > _VISIBLE_CACHE_BYTES or len(self._visible_sets) > _VISIBLE_CACHE_ENTRIES:
             self._forget_visible_set(next(iter(self._visible_sets)))
         return found
 
