@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -454,13 +453,10 @@ class HierarchicalMemory:
         self, drafts: Sequence[Memory], given: Sequence[np.ndarray[Any, Any] | None], start: int, size: int
     ) -> list[np.ndarray[Any, Any]]:
         """The vectors of ``drafts[start:start + size]``: the given ones, the rest embedded."""
-        vectors = list(given[start : start + size])
-        todo = [i for i, v in enumerate(vectors) if v is None]
-        if todo:
-            fresh = await self._call_embedder([drafts[start + i].content for i in todo])
-            for i, vector in zip(todo, fresh):
-                vectors[i] = vector
-        return [v for v in vectors if v is not None]
+        vectors = given[start : start + size]
+        todo = [drafts[start + i].content for i, v in enumerate(vectors) if v is None]
+        fresh = iter(await self._call_embedder(todo) if todo else [])
+        return [v if v is not None else next(fresh) for v in vectors]
 
     async def restore(
         self, memories: Sequence[tuple[Memory, np.ndarray[Any, Any] | None]], *, batch_size: int = 500
@@ -731,7 +727,8 @@ class HierarchicalMemory:
         With the cache on (``config.cache_enabled``), query embeddings are
         cached, and on SQLite so are results: a repeated search is answered
         from the cache for as long as no memory changed, in this process or
-        any other, and none of its results expired.
+        any other, and none of its results expired (recall counts in a cached
+        answer are those of when it was cached).
         """
         self._check_open()
         if not isinstance(query, str):
@@ -768,8 +765,7 @@ class HierarchicalMemory:
         entry = self.cache.get(key)
         if entry is None or entry[0] != token:
             return None
-        now = utc_now()
-        if any(r.memory.valid_until is not None and r.memory.valid_until <= now for r in entry[1]):
+        if any(r.memory.is_expired for r in entry[1]):
             return None
         return list(entry[1])
 
@@ -960,11 +956,13 @@ class _VectorGroup:
 
 
 async def _discard(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` if it still runs and collect its outcome, whatever it is
-    (so no "exception was never retrieved" is logged for it)."""
+    """Cancel ``task`` if it still runs, wait for it to end and collect its
+    exception (so none is logged as never retrieved). A cancellation of the
+    caller itself still propagates."""
     task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 def _same_node(a: Memory, b: Memory) -> bool:

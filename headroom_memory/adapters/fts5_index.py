@@ -40,19 +40,21 @@ class FTS5TextIndex:
         terms = query_terms(query) if isinstance(query, str) else []
         if not terms:
             return []
-        rare = [term for term in terms if not await self._is_common(term)]
+        common = await self._common(terms)
+        rare = [term for term in terms if term not in common]
         return await self._store.text_search(fts_expression(rare or terms), flt, limit)
 
-    async def _is_common(self, term: str) -> bool:
+    async def _common(self, terms: list[str]) -> set[str]:
+        """Which of ``terms`` are common: kept verdicts, the others counted now
+        against one reading of the store's size."""
         now = time.monotonic()
-        verdict = self._verdicts.get(term)
-        if verdict is not None and now - verdict[1] < _VERDICT_SECONDS:
+        unknown = [t for t in terms if t not in self._verdicts or now - self._verdicts[t][1] >= _VERDICT_SECONDS]
+        if unknown:
+            cap = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
+            for term in unknown:
+                self._verdicts[term] = (await self._store.term_rows(term, cap + 1) > cap, now)
+        for term in terms:
             self._verdicts.move_to_end(term)
-            return verdict[0]
-        cap = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
-        common = await self._store.term_rows(term, cap + 1) > cap
-        self._verdicts[term] = (common, now)
-        self._verdicts.move_to_end(term)
         while len(self._verdicts) > _VERDICTS_KEPT:
             self._verdicts.popitem(last=False)
-        return common
+        return {term for term in terms if self._verdicts[term][0]}
