@@ -774,12 +774,12 @@ class HierarchicalMemory:
     ) -> list[SearchResult]:
         """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`."""
         pool = max(4 * top_k, 40)
-        # The keyword search needs no embedding: it runs while the query is embedded.
+        vector = (await self._embed([query]))[0]
+        # The keyword search runs while the vector index is searched.
         keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool)) if mode != "vector" else None
         ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
         try:
-            vector = (await self._embed([query]))[0]
             if mode in ("hybrid", "vector"):
                 hits = await self.vector_index.search(vector, reader, pool)
                 ranked["vector"] = hits

@@ -13,8 +13,10 @@ __all__ = ["FTS5TextIndex"]
 
 COMMON_SHARE = 0.1  # a term in more than this share of all memories is common ...
 COMMON_FLOOR = 5_000  # ... if it is also in more than this many (shorter posting lists cost little)
-_VERDICT_SECONDS = 300.0  # how long a term's common/rare verdict is trusted
-_VERDICTS_KEPT = 50_000
+RARE_ROWS = 1_000  # terms in at most this many rows (all users) ...
+USER_ROWS_PER_TERM_ROW = 64  # ... are matched in every user's rows if the user has this many times more
+_COUNTS_SECONDS = 300.0  # how long a counted posting list is trusted
+_COUNTS_KEPT = 50_000
 
 
 class FTS5TextIndex:
@@ -24,37 +26,50 @@ class FTS5TextIndex:
     it can never disagree with them. User text is turned into quoted terms
     (see :func:`headroom_memory.fts.fts_query`) and never reaches MATCH raw.
 
-    Common terms are left out of the match, as in Lucene's common-terms query:
-    a term found in more than ``COMMON_SHARE`` of a large store's memories
-    (and more than ``COMMON_FLOOR`` of them) has an inverse document frequency
-    near zero, so it barely moves BM25, while FTS5 reads its whole posting list
-    on every query to weigh it. A query made only of common terms keeps them all.
+    FTS5's bm25() reads the whole posting list of every phrase of the query to
+    weigh it, the user's own included; two plans keep that cheap, both from
+    posting-list lengths counted (capped) and kept for five minutes:
+
+    - Common terms are left out of the match, as in Lucene's common-terms
+      query: a term found in more than ``COMMON_SHARE`` of a large store's
+      memories (and more than ``COMMON_FLOOR`` of them) has an inverse document
+      frequency near zero, so it barely moves BM25. A query made only of
+      common terms keeps them all.
+    - Rare terms (``RARE_ROWS`` rows in all, across users) of a user with many
+      times more rows are matched in every user's rows and filtered to the
+      reader's, instead of being intersected with the user's long posting list.
+      The scores are the same.
     """
 
     def __init__(self, store: SQLiteMemoryStore) -> None:
         self._store = store
-        self._verdicts: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        self._counts: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
 
     async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
         """(label, score) of visible memories matching any term of ``query``, best first."""
         terms = query_terms(query) if isinstance(query, str) else []
         if not terms:
             return []
-        common = await self._common(terms)
-        rare = [term for term in terms if term not in common]
-        return await self._store.text_search(fts_expression(rare or terms), flt, limit)
+        common_above = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
+        rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
+        kept = [term for term in terms if rows[term] <= common_above] or terms
+        matched = sum(rows[term] for term in kept)
+        all_users = matched <= RARE_ROWS and await self._counted(
+            "user", flt.user_id, USER_ROWS_PER_TERM_ROW * RARE_ROWS + 1
+        ) > USER_ROWS_PER_TERM_ROW * matched
+        return await self._store.text_search(fts_expression(kept), flt, limit, all_users=all_users)
 
-    async def _common(self, terms: list[str]) -> set[str]:
-        """Which of ``terms`` are common: kept verdicts, the others counted now
-        against one reading of the store's size."""
+    async def _counted(self, kind: str, name: str, cap: int) -> int:
+        """Rows holding a term, or a user's rows, counted up to ``cap`` (kept a
+        while; a count that stopped at a lower cap is counted again)."""
+        key = (kind, name)
         now = time.monotonic()
-        unknown = [t for t in terms if t not in self._verdicts or now - self._verdicts[t][1] >= _VERDICT_SECONDS]
-        if unknown:
-            cap = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
-            for term in unknown:
-                self._verdicts[term] = (await self._store.term_rows(term, cap + 1) > cap, now)
-        for term in terms:
-            self._verdicts.move_to_end(term)
-        while len(self._verdicts) > _VERDICTS_KEPT:
-            self._verdicts.popitem(last=False)
-        return {term for term in terms if self._verdicts[term][0]}
+        kept = self._counts.get(key)
+        if kept is not None and now - kept[2] < _COUNTS_SECONDS and (kept[0] < kept[1] or kept[1] >= cap):
+            self._counts.move_to_end(key)
+            return min(kept[0], cap)
+        count = await (self._store.term_rows(name, cap) if kind == "term" else self._store.user_rows(name, cap))
+        self._counts[key] = (count, cap, now)
+        while len(self._counts) > _COUNTS_KEPT:
+            self._counts.popitem(last=False)
+        return count

@@ -8,8 +8,11 @@ stored embeddings, never trusted.
 
 Search is exact for the reader's visible set: a visible set of up to
 ``exact_search_threshold`` memories is scored exhaustively; a larger one is
-searched with HNSW, first unfiltered and checked against the store, then, if
-too few visible hits came back, with a filter restricted to the visible labels.
+searched with HNSW, asking for as many neighbours as the user's share of the
+index says will hold enough of theirs, kept if they are the user's (their
+labels are kept in memory) and visible (checked against the store). A user
+too rare in the index for that, or a reader who sees too few of the
+candidates, is scored exhaustively too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ _SYNC_BATCH = 4096
 _VisibleSet = tuple[list[int], np.ndarray[Any, Any]]  # labels and their embeddings
 _VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches ...
 _VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
-_MAX_CANDIDATES = 8192  # unfiltered HNSW candidates tried before filtering to the visible set
+_MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible set
+_OWNED_LABELS_KEPT = 4_000_000  # labels of large readers' users kept for filtered searches
 
 
 def _file_digest(path: Path) -> str:
@@ -98,6 +102,8 @@ class HNSWVectorIndex:
         self._index: hnswlib.Index | None = None
         self._visible_sets: OrderedDict[VectorFilter, tuple[Hashable, _VisibleSet | None]] = OrderedDict()
         self._visible_bytes = 0
+        self._owned: OrderedDict[str, tuple[int, set[int]]] = OrderedDict()
+        self._owned_count = 0
         self._covered = 0
         self._dirty = False
         self._lock = asyncio.Lock()
@@ -207,19 +213,18 @@ class HNSWVectorIndex:
         from their stored embeddings (the index is not needed); beyond that the
         index is caught up and searched.
         """
-        small = await self._small_visible_set(flt)
+        token = await self._store.change_token()
+        small = await self._small_visible_set(flt, token)
         if small is not None:
-            labels, matrix = small
-            return _top_k(vector, labels, matrix, k)
+            return _top_k(vector, *small, k)
         await self.sync()
-        return await self._approximate(vector, flt, k)
+        return await self._approximate(vector, flt, k, token)
 
-    async def _small_visible_set(self, flt: VectorFilter) -> _VisibleSet | None:
+    async def _small_visible_set(self, flt: VectorFilter, token: Hashable | None) -> _VisibleSet | None:
         """The reader's visible labels and embeddings if there are at most
         ``exact_search_threshold`` of them, else None. Kept (within
         ``_VISIBLE_CACHE_BYTES``) while the store's change token stays the same,
         so a reader's next question does not read them again."""
-        token = await self._store.change_token()
         cached = self._visible_sets.get(flt)
         if cached is not None and token is not None and cached[0] == token:
             self._visible_sets.move_to_end(flt)
@@ -227,56 +232,91 @@ class HNSWVectorIndex:
         found: _VisibleSet | None = None
         if await self._store.count_visible(flt, self.exact_search_threshold + 1) <= self.exact_search_threshold:
             found = await self._store.visible_embeddings(flt)
+        self._keep_visible_set(flt, token, found)
+        return found
+
+    async def _visible_set(self, flt: VectorFilter, token: Hashable | None) -> _VisibleSet:
+        """The reader's visible labels and embeddings, however many (kept as above)."""
+        cached = self._visible_sets.get(flt)
+        if cached is not None and cached[1] is not None and token is not None and cached[0] == token:
+            self._visible_sets.move_to_end(flt)
+            return cached[1]
+        found = await self._store.visible_embeddings(flt)
+        self._keep_visible_set(flt, token, found)
+        return found
+
+    def _keep_visible_set(self, flt: VectorFilter, token: Hashable | None, found: _VisibleSet | None) -> None:
         self._forget_visible_set(flt)
+        if token is None:
+            return
         self._visible_sets[flt] = (token, found)
         self._visible_bytes += 0 if found is None else found[1].nbytes
         while self._visible_bytes > _VISIBLE_CACHE_BYTES or len(self._visible_sets) > _VISIBLE_CACHE_ENTRIES:
             self._forget_visible_set(next(iter(self._visible_sets)))
-        return found
 
     def _forget_visible_set(self, flt: VectorFilter) -> None:
         dropped = self._visible_sets.pop(flt, None)
         if dropped is not None and dropped[1] is not None:
             self._visible_bytes -= dropped[1][1].nbytes
 
-    async def _approximate(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
-        """HNSW search checked against the store: unfiltered, with more candidates
-        while the visible share of them says more are needed (up to
-        ``_MAX_CANDIDATES``), then filtered to the visible labels."""
+    async def _approximate(
+        self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int, token: Hashable | None
+    ) -> list[tuple[int, float]]:
+        """HNSW candidates, as many as the user's share of the index says hold
+        ``k`` of theirs, kept if the user's (a set in memory) and then if visible
+        (the store); more while too few were, up to ``_MAX_CANDIDATES``. A user
+        too rare in the index for that, or a reader seeing too few of the
+        candidates, is scored exactly over the visible set instead."""
         index = await self._ensure_loaded()
+        owned = await self._owned_labels(flt.user_id)
         total = index.get_current_count()
-        wanted = min(total, max(64, 8 * k))
-        while True:
+        # enough neighbours to hold about 2k of the user's labels if they are spread like everyone's
+        wanted = min(total, max(64, 2 * k * total // max(len(owned), 1)))
+        while wanted <= _MAX_CANDIDATES:
             try:
-                labels, sims = await self._run(self._query, index, vector, wanted, None)
+                labels, sims = await self._run(self._query, index, vector, wanted)
             except RuntimeError:
                 break
-            allowed = await self._store.filter_labels(labels, flt)
+            allowed = await self._store.filter_labels([label for label in labels if label in owned], flt)
             hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
             if len(hits) >= k or wanted >= total:
                 return hits[:k]
-            needed = 2 * wanted * k // max(len(hits), 1)
-            if not hits or needed > _MAX_CANDIDATES:
+            wanted = min(total, 2 * wanted * k // max(len(hits), 1))
+            if not hits:
                 break
-            wanted = min(total, needed)
-        visible = set(await self._store.visible_labels(flt))
-        try:
-            labels, sims = await self._run(self._query, index, vector, min(k, len(visible)), visible.__contains__)
-        except RuntimeError:
-            stored = await self._store.get_embeddings(sorted(visible))
-            return _top_k(vector, list(stored), list(stored.values()), k)
-        return list(zip(labels, sims))
+        return _top_k(vector, *await self._visible_set(flt, token), k)
 
-    def _query(
-        self, index: hnswlib.Index, vector: np.ndarray[Any, Any], n: int, allowed: Callable[[int], bool] | None
-    ) -> tuple[list[int], list[float]]:
+    async def _owned_labels(self, user_id: str) -> set[int]:
+        """Every label the index holds for ``user_id``'s rows (deleted and
+        superseded ones too: the store check drops those). Labels only grow,
+        so a kept set is caught up with the rows indexed since."""
+        covered = self._covered
+        upto, labels = self._owned.get(user_id, (0, set()))
+        if upto >= covered:
+            self._owned.move_to_end(user_id)
+            return labels
+        fresh = await self._store.user_labels(user_id, upto, covered)
+        self._forget_owned(user_id)
+        labels.update(fresh)
+        self._owned[user_id] = (covered, labels)
+        self._owned_count += len(labels)
+        while self._owned_count > _OWNED_LABELS_KEPT and len(self._owned) > 1:
+            self._forget_owned(next(iter(self._owned)))
+        return labels
+
+    def _forget_owned(self, user_id: str) -> None:
+        dropped = self._owned.pop(user_id, None)
+        if dropped is not None:
+            self._owned_count -= len(dropped[1])
+
+    def _query(self, index: hnswlib.Index, vector: np.ndarray[Any, Any], n: int) -> tuple[list[int], list[float]]:
         """The ``n`` nearest labels and their similarities (ef raised to ``n``, then
         to ``4n`` if the graph gave fewer); RuntimeError if still fewer."""
         try:
             for ef in (max(self._ef_search, n), 4 * n):
                 index.set_ef(ef)
                 try:
-                    labels, distances = index.knn_query(vector, k=n, num_threads=1, filter=allowed)
+                    labels, distances = index.knn_query(vector, k=n, num_threads=1)
                 except RuntimeError:
                     continue
                 return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]

@@ -365,6 +365,14 @@ class SqlMemoryStore:
             f"SELECT m.seq FROM memories m WHERE m.seq IN ({names}) AND {where}", {**params, **lparams})
         return {int(r[0]) for r in rows}
 
+    async def user_labels(self, user_id: str, after: int, upto: int) -> list[int]:
+        """Labels of ``user_id``'s rows (any scope, current or not) in ``(after, upto]``."""
+        p = self._p
+        rows = await self._fetchall(
+            f"SELECT seq FROM memories WHERE user_id = {p('user')} AND seq > {p('after')} AND seq <= {p('upto')}",
+            {"user": user_id, "after": after, "upto": upto})
+        return [int(r[0]) for r in rows]
+
     async def rows_after(self, label: int, batch_size: int) -> AsyncIterator[list[tuple[int, bytes]]]:
         """(label, float32 embedding bytes) of rows after ``label``, in batches, label order."""
         p = self._p

@@ -197,25 +197,58 @@ class SQLiteMemoryStore(SqlMemoryStore):
     # -- text index ------------------------------------------------------
 
     async def text_search(
-        self, terms: str, flt: VectorFilter, limit: int
+        self, terms: str, flt: VectorFilter, limit: int, *, all_users: bool = False
     ) -> list[tuple[int, float]]:
         """(label, BM25 score, higher is better) of visible rows matching ``terms``,
-        an already-quoted FTS5 expression (see :func:`headroom_memory.fts.fts_query`)."""
+        an already-quoted FTS5 expression (see :func:`headroom_memory.fts.fts_query`).
+
+        By default FTS5 intersects the terms with the user's own posting list
+        and ranks the user's matches; visibility is then checked for the best
+        ``4 * limit`` only, and for all of them only if too few of those are
+        visible. ``all_users=True`` matches the terms in every user's rows and
+        keeps the reader's visible ones: cheaper when the terms are rare and the
+        user is large (FTS5 reads the user's whole posting list to weigh it).
+        The scores are the same either way (the user column weighs nothing).
+        """
+        if all_users:
+            return await self._joined_text_search(f"content : ({terms})", flt, limit)
+        match = fts_match(terms, flt.user_id)
+        wanted = 4 * limit
+        rows = await self._fetchall(
+            "SELECT rowid, bm25(memories_fts, 1.0, 0.0) AS rank FROM memories_fts "
+            "WHERE memories_fts MATCH :match ORDER BY rank LIMIT :limit",
+            {"match": match, "limit": wanted},
+        )
+        visible = await self.filter_labels([r[0] for r in rows], flt)
+        hits = [(r[0], -float(r[1])) for r in rows if r[0] in visible]
+        if len(hits) >= limit or len(rows) < wanted:
+            return hits[:limit]
+        return await self._joined_text_search(match, flt, limit)
+
+    async def _joined_text_search(self, match: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
+        """The best ``limit`` visible rows for a MATCH expression, visibility checked on every match."""
         where, params = self.dialect.visibility_clause(flt, self._now())
         rows = await self._fetchall(
             "SELECT m.seq, bm25(memories_fts, 1.0, 0.0) AS rank FROM memories_fts "
             "JOIN memories m ON m.seq = memories_fts.rowid "
             f"WHERE memories_fts MATCH :match AND {where} ORDER BY rank LIMIT :limit",
-            {**params, "match": fts_match(terms, flt.user_id), "limit": limit},
+            {**params, "match": match, "limit": limit},
         )
         return [(r[0], -float(r[1])) for r in rows]
 
     async def term_rows(self, term: str, cap: int) -> int:
         """How many rows (of any user) hold ``term`` (a run of word characters),
         counting at most ``cap``."""
+        return await self._fts_rows('content : "{}"'.format(term.replace('"', '""')), cap)
+
+    async def user_rows(self, user_id: str, cap: int) -> int:
+        """How many rows ``user_id`` has (any scope, current or not), counting at most ``cap``."""
+        return await self._fts_rows(f'user_key : "{user_key(user_id)}"', cap)
+
+    async def _fts_rows(self, match: str, cap: int) -> int:
         rows = await self._fetchall(
             "SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH :match LIMIT :cap)",
-            {"match": 'content : "{}"'.format(term.replace('"', '""')), "cap": cap},
+            {"match": match, "cap": cap},
         )
         return int(rows[0][0])
 

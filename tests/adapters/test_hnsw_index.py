@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
-from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder
+from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder, hnsw_index
 from headroom_memory.ports import VectorFilter
 
 TOPICS = [
@@ -107,7 +108,7 @@ async def test_rows_committed_by_another_connection_are_found(tmp_path: Path, em
         assert hits[0].memory.content == "Has a pet tortoise"
 
 
-async def test_hnsw_path_returns_only_visible_rows_even_when_others_are_closer(
+async def test_a_user_past_the_exact_threshold_gets_only_their_rows_when_others_are_closer(
     tmp_path: Path, embedder: LocalEmbedder
 ) -> None:
     config = MemoryConfig(db_path=tmp_path / "m.db", exact_search_threshold=5, hnsw_m=8,
@@ -150,3 +151,54 @@ async def test_a_user_with_a_tenth_of_a_large_store_gets_the_exact_neighbours(
         assert len(found) == 40
         assert {label for label, _ in found} <= set(labels)
         assert len({label for label, _ in found} & set(exact)) >= 36
+
+
+async def big_store(memory: HierarchicalMemory, vectors: np.ndarray, owners: list[str]) -> None:
+    await memory.add_many([NewMemory(f"note {i}", user_id=owners[i], embedding=vectors[i]) for i in range(len(owners))],
+                          batch_size=1000, dedup=False)
+
+
+def exact_top(labels: list[int], matrix: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    return [labels[i] for i in np.argsort(-(matrix @ query))[:k]]
+
+
+async def test_a_user_too_rare_for_hnsw_candidates_is_scored_exactly(
+    tmp_path: Path, embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user holding 2% of the index would need more HNSW candidates than the
+    cap (lowered here) to find 40 of theirs: their visible set is scored exactly."""
+    monkeypatch.setattr(hnsw_index, "_MAX_CANDIDATES", 200)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
+    owners = ["mid" if i % 50 == 0 else f"other-{i % 40}" for i in range(3000)]
+    async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
+        await big_store(memory, vectors, owners)
+        query = vectors[0] / np.linalg.norm(vectors[0])
+        labels, matrix = await memory.store.visible_embeddings(VectorFilter(user_id="mid"))
+        found = await memory.vector_index.search(query, VectorFilter(user_id="mid"), 40)
+        assert [label for label, _ in found] == exact_top(labels, matrix, query, 40)
+
+
+async def test_a_large_users_new_and_deleted_rows_show_in_the_next_search(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """The labels kept per large user catch up with rows added after a search,
+    and a deleted row is not returned although the index still holds it."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
+    owners = ["big" if i % 10 == 0 else f"other-{i % 40}" for i in range(3000)]
+    async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
+        await big_store(memory, vectors, owners)
+        query = rng.normal(size=embedder.dimension).astype(np.float32)
+        query /= np.linalg.norm(query)
+        reader = VectorFilter(user_id="big")
+        before = await memory.vector_index.search(query, reader, 10)
+        near = [NewMemory(f"new {i}", user_id="big", embedding=query + 0.05 * rng.normal(size=query.shape))
+                for i in range(3)]
+        added = await memory.add_many(near, dedup=False)
+        after = await memory.vector_index.search(query, reader, 10)
+        top = await memory.store.get_by_labels([label for label, _ in after[:3]])
+        assert {m.id for m in top.values()} == {m.id for m in added}
+        gone = (await memory.store.get_by_labels([before[0][0]]))[before[0][0]]
+        await memory.delete(gone.id)
+        assert before[0][0] not in {label for label, _ in await memory.vector_index.search(query, reader, 10)}

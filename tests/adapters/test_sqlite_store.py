@@ -98,3 +98,58 @@ async def test_common_terms_are_left_out_of_keyword_matching(
     assert [h.memory.id for h in hits] == [pottery.id]
     only_common = await memory.text_search("what did we talk about", "alice")
     assert {h.memory.id for h in only_common} == {pottery.id, other.id}
+
+
+async def zeppelin_store(memory: HierarchicalMemory) -> dict[str, str]:
+    """Alice: 200 filler notes and 'zeppelin' in a current, a superseded and an
+    other-session memory; Bob: 'zeppelin' too."""
+    await memory.add_many([f"Filler note {i} about the office" for i in range(200)], user_id="alice", dedup=False)
+    current = await memory.add("Flew in a zeppelin over the lake", "alice", dedup=False)
+    old = await memory.add("Wants to ride a zeppelin one day", "alice", dedup=False)
+    await memory.supersede(old.id, "Rode a hot air balloon instead")
+    other_session = await memory.add("Zeppelin museum trip planned", "alice", session_id="s2", dedup=False)
+    bob = await memory.add("Builds zeppelin models", "bob", dedup=False)
+    return {"current": current.id, "old": old.id, "other_session": other_session.id, "bob": bob.id}
+
+
+async def test_rare_terms_match_the_same_rows_with_or_without_the_user_posting_list(
+    memory: HierarchicalMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rare terms of a large user are matched in every user's rows and then
+    filtered: the same visible rows with the same scores as the user's own
+    match, and the public text search uses that plan for them."""
+    ids = await zeppelin_store(memory)
+    store = memory.store
+    assert isinstance(store, SQLiteMemoryStore)
+    reader = VectorFilter(user_id="alice", session_id="s1")
+    mine = await store.text_search('"zeppelin" OR "lake"', reader, 10)
+    everyone = await store.text_search('"zeppelin" OR "lake"', reader, 10, all_users=True)
+    assert everyone == mine and len(mine) == 1
+    plans: list[bool] = []
+    search = store.text_search
+
+    async def spy(terms: str, flt: VectorFilter, limit: int, *, all_users: bool = False) -> list[tuple[int, float]]:
+        plans.append(all_users)
+        return await search(terms, flt, limit, all_users=all_users)
+
+    monkeypatch.setattr(store, "text_search", spy)
+    monkeypatch.setattr(fts5_index, "USER_ROWS_PER_TERM_ROW", 8)  # alice's ~200 rows are "many" next to 4
+    hits = await memory.text_search("zeppelin", "alice", "s1")
+    assert [h.memory.id for h in hits] == [ids["current"]] and plans == [True]
+    assert {h.memory.id for h in await memory.text_search("zeppelin", "alice", "s2")} == {
+        ids["current"], ids["other_session"]}
+    assert [h.memory.id for h in await memory.text_search("office", "alice", top_k=3)] and plans[-1] is False
+
+
+async def test_a_reader_who_sees_few_of_the_best_keyword_matches_gets_the_visible_ones(
+    memory: HierarchicalMemory,
+) -> None:
+    """The user's best matches (4x the 40 candidates search asks for) are checked
+    for visibility in one batch; when too few of them are visible (here: the 200
+    best are another session's), every match is checked."""
+    await memory.add_many([f"Kayak kayak kayak trip {i}" for i in range(200)], user_id="alice", session_id="s2",
+                          dedup=False)
+    shared = await memory.add_many([f"Borrowed a kayak and a tent from the neighbours, note {i}" for i in range(3)],
+                                   user_id="alice", dedup=False)
+    hits = await memory.text_search("kayak", "alice", "s1", top_k=5)
+    assert {h.memory.id for h in hits} == {m.id for m in shared}
