@@ -46,7 +46,7 @@ _VisibleSet = tuple[list[int], np.ndarray[Any, Any]]  # labels and their embeddi
 _VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches ...
 _VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
 _MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible set
-_OWNED_LABELS_KEPT = 4_000_000  # labels of large readers' users kept for filtered searches
+_OWNED_LABELS_KEPT = 1_000_000  # labels of large readers' users kept in memory (~70 bytes each)
 
 
 def _file_digest(path: Path) -> str:
