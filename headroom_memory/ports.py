@@ -222,9 +222,6 @@ class MemoryStore(Protocol):
     async def count_visible(self, flt: VectorFilter, cap: int) -> int:
         """How many memories ``flt`` sees, counting at most ``cap``."""
 
-    async def visible_labels(self, flt: VectorFilter) -> list[int]:
-        """Labels of every memory ``flt`` sees."""
-
     async def filter_labels(self, labels: Sequence[int], flt: VectorFilter) -> set[int]:
         """The subset of ``labels`` that ``flt`` sees."""
 

@@ -50,8 +50,11 @@ class FTS5TextIndex:
         terms = query_terms(query) if isinstance(query, str) else []
         if not terms:
             return []
-        common_above = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
-        rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
+        rows = {term: await self._counted("term", term, COMMON_FLOOR + 1) for term in terms}
+        common_above = COMMON_FLOOR
+        if any(count > COMMON_FLOOR for count in rows.values()):  # only then does the store's size matter
+            common_above = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
+            rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
         kept = [term for term in terms if rows[term] <= common_above] or terms
         matched = sum(rows[term] for term in kept)
         all_users = matched <= RARE_ROWS and await self._counted(

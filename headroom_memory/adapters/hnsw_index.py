@@ -214,34 +214,28 @@ class HNSWVectorIndex:
         index is caught up and searched.
         """
         token = await self._store.change_token()
-        small = await self._small_visible_set(flt, token)
+        small = await self._visible_set(flt, token, at_most=self.exact_search_threshold)
         if small is not None:
             return _top_k(vector, *small, k)
         await self.sync()
         return await self._approximate(vector, flt, k, token)
 
-    async def _small_visible_set(self, flt: VectorFilter, token: Hashable | None) -> _VisibleSet | None:
-        """The reader's visible labels and embeddings if there are at most
-        ``exact_search_threshold`` of them, else None. Kept (within
-        ``_VISIBLE_CACHE_BYTES``) while the store's change token stays the same,
-        so a reader's next question does not read them again."""
+    async def _visible_set(
+        self, flt: VectorFilter, token: Hashable | None, *, at_most: int | None = None
+    ) -> _VisibleSet | None:
+        """The reader's visible labels and embeddings; None if there are more
+        than ``at_most``. Kept (within ``_VISIBLE_CACHE_BYTES``) while the
+        store's change token stays the same, so a reader's next question does
+        not read them again."""
         cached = self._visible_sets.get(flt)
-        if cached is not None and token is not None and cached[0] == token:
+        if cached is not None and token is not None and cached[0] == token and (
+            cached[1] is not None or at_most is not None  # a kept None only says "more than at_most"
+        ):
             self._visible_sets.move_to_end(flt)
             return cached[1]
         found: _VisibleSet | None = None
-        if await self._store.count_visible(flt, self.exact_search_threshold + 1) <= self.exact_search_threshold:
+        if at_most is None or await self._store.count_visible(flt, at_most + 1) <= at_most:
             found = await self._store.visible_embeddings(flt)
-        self._keep_visible_set(flt, token, found)
-        return found
-
-    async def _visible_set(self, flt: VectorFilter, token: Hashable | None) -> _VisibleSet:
-        """The reader's visible labels and embeddings, however many (kept as above)."""
-        cached = self._visible_sets.get(flt)
-        if cached is not None and cached[1] is not None and token is not None and cached[0] == token:
-            self._visible_sets.move_to_end(flt)
-            return cached[1]
-        found = await self._store.visible_embeddings(flt)
         self._keep_visible_set(flt, token, found)
         return found
 
@@ -284,7 +278,9 @@ class HNSWVectorIndex:
             wanted = min(total, 2 * wanted * k // max(len(hits), 1))
             if not hits:
                 break
-        return _top_k(vector, *await self._visible_set(flt, token), k)
+        everything = await self._visible_set(flt, token)
+        assert everything is not None
+        return _top_k(vector, *everything, k)
 
     async def _owned_labels(self, user_id: str) -> set[int]:
         """Every label the index holds for ``user_id``'s rows (deleted and

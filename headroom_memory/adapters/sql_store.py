@@ -335,12 +335,6 @@ class SqlMemoryStore:
         )
         return int(rows[0][0])
 
-    async def visible_labels(self, flt: VectorFilter) -> list[int]:
-        """Labels of every memory the reader sees."""
-        where, params = self.dialect.visibility_clause(flt, self._now())
-        rows = await self._fetchall(f"SELECT m.seq FROM memories m WHERE {where}", params)
-        return [int(r[0]) for r in rows]
-
     async def visible_embeddings(self, flt: VectorFilter) -> tuple[list[int], np.ndarray[Any, Any]]:
         """Labels of every memory the reader sees, and their embeddings as one matrix."""
         where, params = self.dialect.visibility_clause(flt, self._now())
