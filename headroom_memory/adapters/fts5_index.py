@@ -12,10 +12,11 @@ from .sqlite_store import SQLiteMemoryStore
 __all__ = ["FTS5TextIndex"]
 
 COMMON_SHARE = 0.1  # a term in more than this share of all memories is common ...
+FREQUENT_SHARE = 0.01  # ... in more than this share, frequent ...
 COMMON_FLOOR = 5_000  # ... if it is also in more than this many (shorter posting lists cost little)
 RARE_ROWS = 1_000  # terms in at most this many rows (all users) ...
 USER_ROWS_PER_TERM_ROW = 64  # ... are matched in every user's rows if the user has this many times more
-_COUNTS_SECONDS = 300.0  # how long a counted posting list is trusted
+_COUNTS_SECONDS = 300.0  # how long a counted posting list (or the store's size) is trusted
 _COUNTS_KEPT = 50_000
 
 
@@ -27,14 +28,20 @@ class FTS5TextIndex:
     (see :func:`headroom_memory.fts.fts_query`) and never reaches MATCH raw.
 
     FTS5's bm25() reads the whole posting list of every phrase of the query to
-    weigh it, the user's own included; two plans keep that cheap, both from
+    weigh it, the user's own included, and looks up the length of every
+    matching row; three plans keep that cheap in large stores, all decided on
     posting-list lengths counted (capped) and kept for five minutes:
 
-    - Common terms are left out of the match, as in Lucene's common-terms
-      query: a term found in more than ``COMMON_SHARE`` of a large store's
-      memories (and more than ``COMMON_FLOOR`` of them) has an inverse document
-      frequency near zero, so it barely moves BM25. A query made only of
-      common terms keeps them all.
+    - Common terms are left out, as in Lucene's common-terms query: a term in
+      more than ``COMMON_SHARE`` of a large store's memories (and more than
+      ``COMMON_FLOOR`` of them) has an inverse document frequency near zero,
+      so it barely moves BM25. A query made only of common terms keeps them.
+    - Frequent terms (more than ``FREQUENT_SHARE`` and ``COMMON_FLOOR``) do not
+      drive the BM25 ranking either: the memories matching the query's other
+      terms are ranked by BM25 on those, and only if they are too few do the
+      reader's newest memories matching a frequent term follow, unranked (all
+      with score 0). Ranking them would cost one row-length lookup per match,
+      tens of thousands for a large user, for terms that weigh little.
     - Rare terms (``RARE_ROWS`` rows in all, across users) of a user with many
       times more rows are matched in every user's rows and filtered to the
       reader's, instead of being intersected with the user's long posting list.
@@ -44,6 +51,7 @@ class FTS5TextIndex:
     def __init__(self, store: SQLiteMemoryStore) -> None:
         self._store = store
         self._counts: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
+        self._store_size: tuple[int, float] = (0, -_COUNTS_SECONDS)
 
     async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
         """(label, score) of visible memories matching any term of ``query``, best first."""
@@ -51,16 +59,37 @@ class FTS5TextIndex:
         if not terms:
             return []
         rows = {term: await self._counted("term", term, COMMON_FLOOR + 1) for term in terms}
-        common_above = COMMON_FLOOR
+        frequent_above = common_above = COMMON_FLOOR
         if any(count > COMMON_FLOOR for count in rows.values()):  # only then does the store's size matter
-            common_above = max(COMMON_FLOOR, int(COMMON_SHARE * await self._store.max_label()))
+            size = await self._size()
+            frequent_above = max(COMMON_FLOOR, int(FREQUENT_SHARE * size))
+            common_above = max(COMMON_FLOOR, int(COMMON_SHARE * size))
             rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
-        kept = [term for term in terms if rows[term] <= common_above] or terms
-        matched = sum(rows[term] for term in kept)
-        all_users = matched <= RARE_ROWS and await self._counted(
-            "user", flt.user_id, USER_ROWS_PER_TERM_ROW * RARE_ROWS + 1
-        ) > USER_ROWS_PER_TERM_ROW * matched
-        return await self._store.text_search(fts_expression(kept), flt, limit, all_users=all_users)
+        ranked = [term for term in terms if rows[term] <= frequent_above]
+        frequent = [term for term in terms if frequent_above < rows[term] <= common_above]
+        if not ranked and not frequent:
+            frequent = terms
+        hits: list[tuple[int, float]] = []
+        if ranked:
+            matched = sum(rows[term] for term in ranked)
+            all_users = matched <= RARE_ROWS and await self._counted(
+                "user", flt.user_id, USER_ROWS_PER_TERM_ROW * RARE_ROWS + 1
+            ) > USER_ROWS_PER_TERM_ROW * matched
+            hits = await self._store.text_search(fts_expression(ranked), flt, limit, all_users=all_users)
+        if frequent and len(hits) < limit:
+            found = {label for label, _ in hits}
+            newest = await self._store.newest_text_matches(fts_expression(frequent), flt, limit)
+            hits += [(label, 0.0) for label in newest if label not in found][: limit - len(hits)]
+        return hits
+
+    async def _size(self) -> int:
+        """The store's highest label (about its size), kept like the counts."""
+        size, when = self._store_size
+        now = time.monotonic()
+        if now - when >= _COUNTS_SECONDS:
+            size = await self._store.max_label()
+            self._store_size = (size, now)
+        return size
 
     async def _counted(self, kind: str, name: str, cap: int) -> int:
         """Rows holding a term, or a user's rows, counted up to ``cap`` (kept a

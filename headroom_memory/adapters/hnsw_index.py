@@ -12,16 +12,14 @@ searched with HNSW, asking for as many neighbours as the user's share of the
 index says will hold enough of theirs, kept if they are the user's (their
 labels are kept in memory) and visible (checked against the store). A user
 too rare in the index for that, or a reader who sees too few of the
-candidates, is scored exhaustively too.
+candidates, is scored exhaustively too. A user who holds many of a large
+store's memories is searched in a graph of their own (:mod:`.user_graphs`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,28 +31,21 @@ import numpy as np
 
 from ..errors import MemoryClosedError, VectorIndexError
 from ..ports import VectorFilter
+from .hnsw_graph import GraphSettings, add_to_graph, load_graph, nearest, save_graph
 from .sqlite_store import SQLiteMemoryStore
+from .user_graphs import UserGraphs
 
 __all__ = ["HNSWVectorIndex"]
 
 logger = logging.getLogger("headroom_memory")
 
 T = TypeVar("T")
-_FORMAT = 1
 _SYNC_BATCH = 4096
 _VisibleSet = tuple[list[int], np.ndarray[Any, Any]]  # labels and their embeddings
 _VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between searches ...
 _VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
 _MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible set
 _OWNED_LABELS_KEPT = 1_000_000  # labels of large readers' users kept in memory (~70 bytes each)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _top_k(
@@ -95,9 +86,7 @@ class HNSWVectorIndex:
         self._store = store
         self.dimension = dimension
         self.path = None if path is None else Path(path)
-        self._m = m
-        self._ef_construction = ef_construction
-        self._ef_search = ef_search
+        self._settings = GraphSettings(dimension, m, ef_construction, ef_search)
         self.exact_search_threshold = exact_search_threshold
         self._index: hnswlib.Index | None = None
         self._visible_sets: OrderedDict[VectorFilter, tuple[Hashable, _VisibleSet | None]] = OrderedDict()
@@ -105,11 +94,14 @@ class HNSWVectorIndex:
         self._owned: OrderedDict[str, tuple[int, set[int]]] = OrderedDict()
         self._owned_count = 0
         self._covered = 0
+        self._synced_at: Hashable | None = None  # the store's change token when last caught up
         self._dirty = False
         self._lock = asyncio.Lock()
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="headroom-hnsw"
         )
+        users_folder = None if self.path is None else self.path.with_name(self.path.name + ".users")
+        self.user_graphs = UserGraphs(store, self._settings, users_folder, self._run)
 
     # -- plumbing --------------------------------------------------------
 
@@ -118,43 +110,18 @@ class HNSWVectorIndex:
             raise MemoryClosedError("the vector index is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    @property
-    def _meta_path(self) -> Path | None:
-        return None if self.path is None else self.path.with_name(self.path.name + ".json")
-
-    def _new_index(self, capacity: int) -> hnswlib.Index:
-        index = hnswlib.Index(space="cosine", dim=self.dimension)
-        index.init_index(
-            max_elements=max(capacity, 1024), ef_construction=self._ef_construction, M=self._m
-        )
-        index.set_ef(self._ef_search)
-        return index
+    def _expected_meta(self) -> dict[str, Any]:
+        return {"instance_id": self._store.instance_id, "dimension": self.dimension}
 
     def _load_file(self) -> tuple[hnswlib.Index, int] | None:
         """The persisted index and the label it covers, or None if it cannot be trusted."""
-        if self.path is None or self._meta_path is None:
+        loaded = None if self.path is None else load_graph(self.path, self._expected_meta(), self._settings)
+        if loaded is None:
             return None
-        if not self.path.exists() or not self._meta_path.exists():
-            return None
-        try:
-            meta = json.loads(self._meta_path.read_text())
-            if (
-                meta.get("format") != _FORMAT
-                or meta.get("instance_id") != self._store.instance_id
-                or meta.get("dimension") != self.dimension
-                or meta.get("digest") != _file_digest(self.path)
-            ):
-                return None
-            index = hnswlib.Index(space="cosine", dim=self.dimension)
-            index.load_index(str(self.path), max_elements=int(meta["count"]) + 1024)
-            index.set_ef(self._ef_search)
-            labels = index.get_ids_list()
-            covered = int(max(labels)) if len(labels) else 0
-            if len(labels) != int(meta["count"]) or covered != int(meta["covered"]):
-                return None
-            return index, covered
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError):
-            return None
+        index, meta = loaded
+        labels = index.get_ids_list()
+        covered = int(max(labels)) if len(labels) else 0
+        return (index, covered) if covered == meta.get("covered") else None
 
     async def _ensure_loaded(self) -> hnswlib.Index:
         if self._index is None:
@@ -162,17 +129,11 @@ class HNSWVectorIndex:
             if loaded is None:
                 if self.path is not None and self.path.exists():
                     logger.warning("vector index %s is stale or corrupt; rebuilding it", self.path)
-                self._index, self._covered = self._new_index(1024), 0
+                self._index, self._covered = self._settings.new_graph(1024), 0
                 self._dirty = True
             else:
                 self._index, self._covered = loaded
         return self._index
-
-    def _add(self, index: hnswlib.Index, labels: list[int], vectors: np.ndarray[Any, Any]) -> None:
-        needed = index.get_current_count() + len(labels)
-        if needed > index.get_max_elements():
-            index.resize_index(max(needed, index.get_max_elements() * 2))
-        index.add_items(vectors, np.asarray(labels, dtype=np.uint64), num_threads=-1)
 
     # -- VectorIndex -----------------------------------------------------
 
@@ -188,7 +149,7 @@ class HNSWVectorIndex:
                     raise VectorIndexError(
                         f"stored embedding has {vectors.shape[1]} dimensions, expected {self.dimension}"
                     )
-                await self._run(self._add, index, labels, vectors)
+                await self._run(add_to_graph, index, labels, vectors)
                 self._covered = labels[-1]
                 self._dirty = True
                 added += len(labels)
@@ -197,7 +158,9 @@ class HNSWVectorIndex:
     async def rebuild(self) -> int:
         """Drop the index and rebuild it from every stored embedding."""
         async with self._lock:
-            self._index, self._covered, self._dirty = self._new_index(1024), 0, True
+            await self.user_graphs.drop()
+            self._index, self._covered, self._dirty = self._settings.new_graph(1024), 0, True
+            self._synced_at = None
         return await self.sync()
 
     async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
@@ -217,7 +180,9 @@ class HNSWVectorIndex:
         small = await self._visible_set(flt, token, at_most=self.exact_search_threshold)
         if small is not None:
             return _top_k(vector, *small, k)
-        await self.sync()
+        if token is None or token != self._synced_at:  # nothing was committed since the last catch-up
+            await self.sync()
+            self._synced_at = token
         return await self._approximate(vector, flt, k, token)
 
     async def _visible_set(
@@ -256,26 +221,32 @@ class HNSWVectorIndex:
     async def _approximate(
         self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int, token: Hashable | None
     ) -> list[tuple[int, float]]:
-        """HNSW candidates, as many as the user's share of the index says hold
+        """HNSW candidates, as many as the user's share of the graph says hold
         ``k`` of theirs, kept if the user's (a set in memory) and then if visible
-        (the store); more while too few were, up to ``_MAX_CANDIDATES``. A user
-        too rare in the index for that, or a reader seeing too few of the
-        candidates, is scored exactly over the visible set instead."""
+        (the store); more while too few were, up to ``_MAX_CANDIDATES``. A large
+        user with a graph of their own (see :mod:`.user_graphs`) is searched in
+        it. A user too rare in the index for that, or a reader seeing too few
+        of the candidates, is scored exactly over the visible set instead."""
         index = await self._ensure_loaded()
         owned = await self._owned_labels(flt.user_id)
         total = index.get_current_count()
+        own = None
+        if UserGraphs.deserves(len(owned), total):
+            own = await self.user_graphs.ready(flt.user_id, self._covered)
+        graph, share = (own.graph, 1.0) if own is not None else (index, len(owned) / max(total, 1))
+        size = graph.get_current_count()
         # enough neighbours to hold about 2k of the user's labels if they are spread like everyone's
-        wanted = min(total, max(64, 2 * k * total // max(len(owned), 1)))
+        wanted = min(size, max(64, int(2 * k / max(share, 1e-9))))
         while wanted <= _MAX_CANDIDATES:
             try:
-                labels, sims = await self._run(self._query, index, vector, wanted)
+                labels, sims = await self._run(nearest, graph, vector, wanted, self._settings.ef_search)
             except RuntimeError:
                 break
             allowed = await self._store.filter_labels([label for label in labels if label in owned], flt)
             hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
-            if len(hits) >= k or wanted >= total:
+            if len(hits) >= k or wanted >= size:
                 return hits[:k]
-            wanted = min(total, 2 * wanted * k // max(len(hits), 1))
+            wanted = min(size, 2 * wanted * k // max(len(hits), 1))
             if not hits:
                 break
         everything = await self._visible_set(flt, token)
@@ -305,55 +276,24 @@ class HNSWVectorIndex:
         if dropped is not None:
             self._owned_count -= len(dropped[1])
 
-    def _query(self, index: hnswlib.Index, vector: np.ndarray[Any, Any], n: int) -> tuple[list[int], list[float]]:
-        """The ``n`` nearest labels and their similarities (ef raised to ``n``, then
-        to ``4n`` if the graph gave fewer); RuntimeError if still fewer."""
-        try:
-            for ef in (max(self._ef_search, n), 4 * n):
-                index.set_ef(ef)
-                try:
-                    labels, distances = index.knn_query(vector, k=n, num_threads=1)
-                except RuntimeError:
-                    continue
-                return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]
-            raise RuntimeError(f"the index returned fewer than {n} neighbours")
-        finally:
-            index.set_ef(self._ef_search)
+    async def wait_for_user_graphs(self) -> None:
+        """Wait until the graphs of large users being loaded or built are ready
+        (searches never wait for them; benchmarks and tests do)."""
+        await self.user_graphs.settled()
 
     async def close(self) -> None:
-        """Persist the index if it changed, then stop its worker thread."""
+        """Persist the index and the users' graphs if they changed, then stop the worker threads."""
         if self._executor is None:
             return
         try:
             async with self._lock:
                 if self._dirty and self._index is not None and self.path is not None:
-                    await self._run(self._save, self._index)
+                    meta = {**self._expected_meta(), "covered": self._covered}
+                    self._dirty = not await self._run(save_graph, self._index, self.path, meta)
+            await self.user_graphs.close()
         finally:
             executor, self._executor = self._executor, None
             executor.shutdown(wait=True)
-
-    def _save(self, index: hnswlib.Index) -> None:
-        assert self.path is not None and self._meta_path is not None
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            index.save_index(str(tmp))
-            meta = {
-                "format": _FORMAT,
-                "instance_id": self._store.instance_id,
-                "dimension": self.dimension,
-                "count": index.get_current_count(),
-                "covered": self._covered,
-                "digest": _file_digest(tmp),
-            }
-            meta_tmp = tmp.with_name(tmp.name + ".json")
-            meta_tmp.write_text(json.dumps(meta))
-            os.replace(tmp, self.path)
-            os.replace(meta_tmp, self._meta_path)
-            self._dirty = False
-        except OSError as exc:
-            logger.warning("could not save the vector index to %s (%s); it will be rebuilt", self.path, exc)
-            for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
-                leftover.unlink(missing_ok=True)
 
     @property
     def covered_label(self) -> int:

@@ -361,11 +361,23 @@ class SqlMemoryStore:
 
     async def user_labels(self, user_id: str, after: int, upto: int) -> list[int]:
         """Labels of ``user_id``'s rows (any scope, current or not) in ``(after, upto]``."""
+        return [int(r[0]) for r in await self._user_rows_between("seq", user_id, after, upto)]
+
+    async def user_embeddings(self, user_id: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """(label, float32 embedding bytes) of ``user_id``'s rows (any scope,
+        current or not) in ``(after, upto]``, label order."""
+        rows = await self._user_rows_between("seq, embedding", user_id, after, upto)
+        return [(int(r[0]), self._embedding_bytes(r[1])) for r in rows]
+
+    def _embedding_bytes(self, stored: Any) -> bytes:
+        return stored if isinstance(stored, bytes) else self._vector(stored).tobytes()
+
+    async def _user_rows_between(self, columns: str, user_id: str, after: int, upto: int) -> list[Any]:
         p = self._p
-        rows = await self._fetchall(
-            f"SELECT seq FROM memories WHERE user_id = {p('user')} AND seq > {p('after')} AND seq <= {p('upto')}",
+        return await self._fetchall(
+            f"SELECT {columns} FROM memories WHERE user_id = {p('user')} AND seq > {p('after')} "
+            f"AND seq <= {p('upto')} ORDER BY seq",
             {"user": user_id, "after": after, "upto": upto})
-        return [int(r[0]) for r in rows]
 
     async def rows_after(self, label: int, batch_size: int) -> AsyncIterator[list[tuple[int, bytes]]]:
         """(label, float32 embedding bytes) of rows after ``label``, in batches, label order."""
@@ -376,7 +388,7 @@ class SqlMemoryStore:
                 {"after": label, "n": batch_size})
             if not rows:
                 return
-            yield [(int(r[0]), r[1] if isinstance(r[1], bytes) else self._vector(r[1]).tobytes()) for r in rows]
+            yield [(int(r[0]), self._embedding_bytes(r[1])) for r in rows]
             label = int(rows[-1][0])
 
     async def max_label(self) -> int:

@@ -236,6 +236,19 @@ class SQLiteMemoryStore(SqlMemoryStore):
         )
         return [(r[0], -float(r[1])) for r in rows]
 
+    async def newest_text_matches(self, terms: str, flt: VectorFilter, limit: int) -> list[int]:
+        """Labels of the reader's ``limit`` newest visible rows matching
+        ``terms`` (quoted, as for :meth:`text_search`), unranked: FTS5 walks
+        the user's and the terms' posting lists from the newest row and stops
+        at ``limit``, without weighing a single match."""
+        where, params = self.dialect.visibility_clause(flt, self._now())
+        rows = await self._fetchall(
+            "SELECT m.seq FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid "
+            f"WHERE memories_fts MATCH :match AND {where} ORDER BY memories_fts.rowid DESC LIMIT :limit",
+            {**params, "match": fts_match(terms, flt.user_id), "limit": limit},
+        )
+        return [int(r[0]) for r in rows]
+
     async def term_rows(self, term: str, cap: int) -> int:
         """How many rows (of any user) hold ``term`` (a run of word characters),
         counting at most ``cap``."""

@@ -100,6 +100,38 @@ async def test_common_terms_are_left_out_of_keyword_matching(
     assert {h.memory.id for h in only_common} == {pottery.id, other.id}
 
 
+async def test_frequent_terms_follow_the_ranked_matches_newest_first(
+    memory: HierarchicalMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A term in more than FREQUENT_SHARE of a large store (here: 40 of 600
+    rows, the floor lowered) does not drive the BM25 ranking: the matches of the
+    query's other terms come first, ranked; then the reader's newest visible
+    matches of the frequent term, unranked, up to the limit."""
+    monkeypatch.setattr(fts5_index, "COMMON_FLOOR", 20)
+    await memory.add_many([f"Filler note {i} about the office" for i in range(548)], user_id="carol", dedup=False)
+    kayaks = await memory.add_many([f"Paddled the kayak on trip {i}" for i in range(30)], user_id="alice",
+                                   dedup=False)
+    await memory.add_many([f"Rented a kayak, session two, trip {i}" for i in range(5)], user_id="alice",
+                          session_id="s2", dedup=False)
+    await memory.add_many([f"Bob's kayak number {i}" for i in range(4)], user_id="bob", dedup=False)
+    lake_and_kayak = await memory.add("Took the kayak across the lake", "alice", dedup=False)
+    old = await memory.add("Swam in the lake", "alice", dedup=False)
+    lake = await memory.add("A cabin by the lake", "alice", dedup=False)
+    await memory.supersede(old.id, "Stopped swimming in cold water")
+    reader = VectorFilter(user_id="alice", session_id="s1")
+    by_id = {m.id: m for m in [*kayaks, lake_and_kayak, lake]}
+    labels = {label: m.id for label, m in (await memory.store.get_by_labels(
+        [r[0] for r in await memory.store.text_search('"kayak" OR "lake"', reader, 100)])).items()}
+
+    hits = await memory.text_index.search("kayak by the lake", reader, 10)
+    ids = [labels[label] for label, _ in hits]
+    assert set(ids[:2]) == {lake_and_kayak.id, lake.id} and all(score > 0 for _, score in hits[:2])
+    assert ids[2:] == [m.id for m in reversed(kayaks)][:8] and all(score == 0.0 for _, score in hits[2:])
+    assert set(ids) <= set(by_id)
+    only_frequent = await memory.text_index.search("kayak", reader, 5)
+    assert [labels[label] for label, _ in only_frequent] == [lake_and_kayak.id] + [m.id for m in kayaks[::-1][:4]]
+
+
 async def zeppelin_store(memory: HierarchicalMemory) -> dict[str, str]:
     """Alice: 200 filler notes and 'zeppelin' in a current, a superseded and an
     other-session memory; Bob: 'zeppelin' too."""
