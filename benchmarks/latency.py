@@ -106,7 +106,7 @@ def disk_bytes(config: MemoryConfig) -> int | None:
     if config.postgres_url is not None:
         return None
     folder = Path(str(config.db_path)).parent
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def make_config(backend: str, folder: Path, postgres_url: str | None) -> MemoryConfig:
