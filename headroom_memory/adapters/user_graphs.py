@@ -178,10 +178,9 @@ class UserGraphs:
         self._ready[user_id] = made
         self._vectors += made.graph.get_current_count()
         while self._vectors > KEPT_VECTORS and len(self._ready) > 1:
-            oldest, dropped = next(iter(self._ready.items()))
-            await self._save_if_changed(oldest, dropped)
-            del self._ready[oldest]
+            oldest, dropped = self._ready.popitem(last=False)
             self._vectors -= dropped.graph.get_current_count()
+            await self._save_if_changed(oldest, dropped)
 
     async def _save_if_changed(self, user_id: str, graph: UserGraph) -> None:
         path = self._path(user_id)

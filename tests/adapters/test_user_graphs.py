@@ -162,3 +162,37 @@ async def test_a_graph_that_cannot_be_saved_still_serves_the_user(
         assert await search(memory, query, 20) == await exact_top(memory, BIG, query, 20)
     assert "could not save the vector index" in caplog.text
     assert (tmp_path / "m.db.hnsw.users").is_file()
+
+
+async def test_graphs_beyond_the_memory_budget_are_saved_and_dropped_then_loaded_again(
+    tmp_path: Path, embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for one 300-vector graph only, the least recently searched
+    user's graph is saved (with the rows it caught up on) and dropped; their
+    next search loads it back from the file."""
+    monkeypatch.setattr(user_graphs, "KEPT_VECTORS", 400)
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
+    owner = {0: "big", 5: "big2"}
+    async with await HierarchicalMemory.create(config(tmp_path), embedder=embedder) as memory:
+        await memory.add_many([NewMemory(f"note {i}", user_id=owner.get(i % 10, f"other-{i % 40}"),
+                                         embedding=vectors[i]) for i in range(3000)], batch_size=1000, dedup=False)
+        query = unit(rng.normal(size=embedder.dimension))
+        await search(memory, query, 10)
+        await memory.vector_index.wait_for_user_graphs()
+        [big_file] = graph_files(tmp_path)
+        await memory.add_many([NewMemory("one more", user_id="big", embedding=query)], dedup=False)
+        assert (await search(memory, query, 10))[0] == 3001  # caught up in memory, not yet saved
+        assert json.loads(Path(f"{big_file}.json").read_text())["count"] == 300
+        big2 = VectorFilter(user_id="big2")
+        await search(memory, query, 10, big2)
+        await memory.vector_index.wait_for_user_graphs()  # big2's graph is kept, big's saved and dropped
+        assert json.loads(Path(f"{big_file}.json").read_text())["count"] == 301
+        saved_at = big_file.stat().st_mtime_ns
+        await search(memory, query, 10)
+        await memory.vector_index.wait_for_user_graphs()
+        assert await search(memory, query, 10) == await exact_top(memory, BIG, query, 10)
+        assert big_file.stat().st_mtime_ns == saved_at  # loaded, not built again
+        await search(memory, query, 10, big2)  # big2's graph was dropped in turn: loaded back
+        await memory.vector_index.wait_for_user_graphs()
+        assert await search(memory, query, 10, big2) == await exact_top(memory, big2, query, 10)
