@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 
@@ -35,7 +36,8 @@ class FTS5TextIndex:
     - Common terms are left out, as in Lucene's common-terms query: a term in
       more than ``COMMON_SHARE`` of a large store's memories (and more than
       ``COMMON_FLOOR`` of them) has an inverse document frequency near zero,
-      so it barely moves BM25. A query made only of common terms keeps them.
+      so it barely moves BM25. A query made only of common terms treats
+      them as frequent (below).
     - Frequent terms (more than ``FREQUENT_SHARE`` and ``COMMON_FLOOR``) do not
       drive the BM25 ranking either: the memories matching the query's other
       terms are ranked by BM25 on those, and only if they are too few do the
@@ -51,7 +53,6 @@ class FTS5TextIndex:
     def __init__(self, store: SQLiteMemoryStore) -> None:
         self._store = store
         self._counts: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
-        self._store_size: tuple[int, float] = (0, -_COUNTS_SECONDS)
 
     async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
         """(label, score) of visible memories matching any term of ``query``, best first."""
@@ -61,7 +62,7 @@ class FTS5TextIndex:
         rows = {term: await self._counted("term", term, COMMON_FLOOR + 1) for term in terms}
         frequent_above = common_above = COMMON_FLOOR
         if any(count > COMMON_FLOOR for count in rows.values()):  # only then does the store's size matter
-            size = await self._size()
+            size = await self._counted("store", "", sys.maxsize)  # its highest label: about its size
             frequent_above = max(COMMON_FLOOR, int(FREQUENT_SHARE * size))
             common_above = max(COMMON_FLOOR, int(COMMON_SHARE * size))
             rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
@@ -79,28 +80,23 @@ class FTS5TextIndex:
         if frequent and len(hits) < limit:
             found = {label for label, _ in hits}
             newest = await self._store.newest_text_matches(fts_expression(frequent), flt, limit)
-            hits += [(label, 0.0) for label in newest if label not in found][: limit - len(hits)]
+            hits += [hit for hit in newest if hit[0] not in found][: limit - len(hits)]
         return hits
 
-    async def _size(self) -> int:
-        """The store's highest label (about its size), kept like the counts."""
-        size, when = self._store_size
-        now = time.monotonic()
-        if now - when >= _COUNTS_SECONDS:
-            size = await self._store.max_label()
-            self._store_size = (size, now)
-        return size
-
     async def _counted(self, kind: str, name: str, cap: int) -> int:
-        """Rows holding a term, or a user's rows, counted up to ``cap`` (kept a
-        while; a count that stopped at a lower cap is counted again)."""
+        """Rows holding a term, a user's rows, or the store's highest label,
+        counted up to ``cap`` (kept a while; a count that stopped at a lower cap
+        is counted again)."""
         key = (kind, name)
         now = time.monotonic()
         kept = self._counts.get(key)
         if kept is not None and now - kept[2] < _COUNTS_SECONDS and (kept[0] < kept[1] or kept[1] >= cap):
             self._counts.move_to_end(key)
             return min(kept[0], cap)
-        count = await (self._store.term_rows(name, cap) if kind == "term" else self._store.user_rows(name, cap))
+        if kind == "store":
+            count = await self._store.max_label()
+        else:
+            count = await (self._store.term_rows(name, cap) if kind == "term" else self._store.user_rows(name, cap))
         self._counts[key] = (count, cap, now)
         while len(self._counts) > _COUNTS_KEPT:
             self._counts.popitem(last=False)

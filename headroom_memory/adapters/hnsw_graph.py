@@ -19,7 +19,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-__all__ = ["GraphSettings", "add_to_graph", "load_graph", "nearest", "save_graph", "sidecar"]
+__all__ = ["GraphSettings", "add_to_graph", "load_graph", "nearest", "save_graph"]
 
 logger = logging.getLogger("headroom_memory")
 
@@ -43,7 +43,7 @@ class GraphSettings:
         return graph
 
 
-def sidecar(path: Path) -> Path:
+def _sidecar(path: Path) -> Path:
     """Where the sidecar (JSON metadata) of a graph file lives."""
     return path.with_name(path.name + ".json")
 
@@ -88,13 +88,13 @@ def save_graph(graph: hnswlib.Index, path: Path, meta: dict[str, Any]) -> bool:
     """Write the graph and its sidecar (``meta`` plus count and checksum)
     atomically; False (and a warning) if the disk refused."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    meta_tmp = sidecar(tmp)
+    meta_tmp = _sidecar(tmp)
     try:
         graph.save_index(str(tmp))
         full = {**meta, "format": _FORMAT, "count": graph.get_current_count(), "digest": _file_digest(tmp)}
         meta_tmp.write_text(json.dumps(full))
         os.replace(tmp, path)
-        os.replace(meta_tmp, sidecar(path))
+        os.replace(meta_tmp, _sidecar(path))
         return True
     except OSError as exc:
         logger.warning("could not save the vector index to %s (%s); it will be rebuilt", path, exc)
@@ -108,7 +108,7 @@ def load_graph(
 ) -> tuple[hnswlib.Index, dict[str, Any]] | None:
     """The saved graph and its sidecar if the sidecar holds ``expected`` and
     matches the file; None if missing or not to be trusted."""
-    meta_path = sidecar(path)
+    meta_path = _sidecar(path)
     if not path.exists() or not meta_path.exists():
         return None
     try:

@@ -101,7 +101,7 @@ class HNSWVectorIndex:
             max_workers=1, thread_name_prefix="headroom-hnsw"
         )
         users_folder = None if self.path is None else self.path.with_name(self.path.name + ".users")
-        self.user_graphs = UserGraphs(store, self._settings, users_folder, self._run)
+        self._user_graphs = UserGraphs(store, self._settings, users_folder, self._run)
 
     # -- plumbing --------------------------------------------------------
 
@@ -158,7 +158,7 @@ class HNSWVectorIndex:
     async def rebuild(self) -> int:
         """Drop the index and rebuild it from every stored embedding."""
         async with self._lock:
-            await self.user_graphs.drop()
+            await self._user_graphs.drop()
             self._index, self._covered, self._dirty = self._settings.new_graph(1024), 0, True
             self._synced_at = None
         return await self.sync()
@@ -232,7 +232,7 @@ class HNSWVectorIndex:
         total = index.get_current_count()
         own = None
         if UserGraphs.deserves(len(owned), total):
-            own = await self.user_graphs.ready(flt.user_id, self._covered)
+            own = await self._user_graphs.ready(flt.user_id, self._covered)
         graph, share = (own.graph, 1.0) if own is not None else (index, len(owned) / max(total, 1))
         size = graph.get_current_count()
         # enough neighbours to hold about 2k of the user's labels if they are spread like everyone's
@@ -279,7 +279,7 @@ class HNSWVectorIndex:
     async def wait_for_user_graphs(self) -> None:
         """Wait until the graphs of large users being loaded or built are ready
         (searches never wait for them; benchmarks and tests do)."""
-        await self.user_graphs.settled()
+        await self._user_graphs.settled()
 
     async def close(self) -> None:
         """Persist the index and the users' graphs if they changed, then stop the worker threads."""
@@ -290,7 +290,7 @@ class HNSWVectorIndex:
                 if self._dirty and self._index is not None and self.path is not None:
                     meta = {**self._expected_meta(), "covered": self._covered}
                     self._dirty = not await self._run(save_graph, self._index, self.path, meta)
-            await self.user_graphs.close()
+            await self._user_graphs.close()
         finally:
             executor, self._executor = self._executor, None
             executor.shutdown(wait=True)

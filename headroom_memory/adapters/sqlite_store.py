@@ -225,29 +225,26 @@ class SQLiteMemoryStore(SqlMemoryStore):
             return hits[:limit]
         return await self._joined_text_search(match, flt, limit)
 
-    async def _joined_text_search(self, match: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
-        """The best ``limit`` visible rows for a MATCH expression, visibility checked on every match."""
+    async def _joined_text_search(
+        self, match: str, flt: VectorFilter, limit: int, *, newest: bool = False
+    ) -> list[tuple[int, float]]:
+        """The best ``limit`` visible rows for a MATCH expression (BM25, or with
+        ``newest`` the newest, unweighed, score 0), visibility checked on every match."""
         where, params = self.dialect.visibility_clause(flt, self._now())
+        rank, order = ("0", "memories_fts.rowid DESC") if newest else ("bm25(memories_fts, 1.0, 0.0)", "rank")
         rows = await self._fetchall(
-            "SELECT m.seq, bm25(memories_fts, 1.0, 0.0) AS rank FROM memories_fts "
-            "JOIN memories m ON m.seq = memories_fts.rowid "
-            f"WHERE memories_fts MATCH :match AND {where} ORDER BY rank LIMIT :limit",
+            f"SELECT m.seq, {rank} AS rank FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid "
+            f"WHERE memories_fts MATCH :match AND {where} ORDER BY {order} LIMIT :limit",
             {**params, "match": match, "limit": limit},
         )
-        return [(r[0], -float(r[1])) for r in rows]
+        return [(int(r[0]), 0.0 if newest else -float(r[1])) for r in rows]
 
-    async def newest_text_matches(self, terms: str, flt: VectorFilter, limit: int) -> list[int]:
-        """Labels of the reader's ``limit`` newest visible rows matching
+    async def newest_text_matches(self, terms: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
+        """(label, 0.0) of the reader's ``limit`` newest visible rows matching
         ``terms`` (quoted, as for :meth:`text_search`), unranked: FTS5 walks
         the user's and the terms' posting lists from the newest row and stops
         at ``limit``, without weighing a single match."""
-        where, params = self.dialect.visibility_clause(flt, self._now())
-        rows = await self._fetchall(
-            "SELECT m.seq FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid "
-            f"WHERE memories_fts MATCH :match AND {where} ORDER BY memories_fts.rowid DESC LIMIT :limit",
-            {**params, "match": fts_match(terms, flt.user_id), "limit": limit},
-        )
-        return [int(r[0]) for r in rows]
+        return await self._joined_text_search(fts_match(terms, flt.user_id), flt, limit, newest=True)
 
     async def term_rows(self, term: str, cap: int) -> int:
         """How many rows (of any user) hold ``term`` (a run of word characters),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import shutil
 import threading
@@ -29,6 +28,7 @@ import hnswlib
 import numpy as np
 
 from .hnsw_graph import GraphSettings, add_to_graph, load_graph, save_graph
+from .sqlite_sql import user_key
 from .sqlite_store import SQLiteMemoryStore
 
 __all__ = ["UserGraph", "UserGraphs"]
@@ -119,15 +119,11 @@ class UserGraphs:
     def _path(self, user_id: str) -> Path | None:
         if self.folder is None:
             return None
-        return self.folder / f"{self._user_hash(user_id)}.hnsw"
-
-    @staticmethod
-    def _user_hash(user_id: str) -> str:
-        return hashlib.blake2b(user_id.encode(), digest_size=16).hexdigest()
+        return self.folder / f"{user_key(user_id)}.hnsw"
 
     def _expected(self, user_id: str) -> dict[str, Any]:
         return {"instance_id": self._store.instance_id, "dimension": self._settings.dimension,
-                "user": self._user_hash(user_id)}
+                "user": user_key(user_id)}
 
     async def _prepare(self, user_id: str, covered: int) -> None:
         """Load the user's saved graph, or build (and save) it from the store."""

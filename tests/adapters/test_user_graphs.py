@@ -91,10 +91,12 @@ async def test_the_users_graph_catches_up_with_new_rows_and_skips_deleted_ones(
         assert found[0] not in after_delete and after_delete == await exact_top(memory, BIG, query, 10)
     [saved] = graph_files(tmp_path)
     assert json.loads(Path(f"{saved}.json").read_text())["count"] == 303
+    saved_at = saved.stat().st_mtime_ns
     async with await HierarchicalMemory.create(config(tmp_path), embedder=embedder) as memory:
         await search(memory, query, 10)
-        await memory.vector_index.wait_for_user_graphs()  # loaded from the file, caught up, not rebuilt
+        await memory.vector_index.wait_for_user_graphs()
         assert await search(memory, query, 10) == after_delete
+    assert saved.stat().st_mtime_ns == saved_at  # loaded from the file, not built and saved again
 
 
 async def test_a_corrupt_user_graph_is_rebuilt_not_trusted(tmp_path: Path, embedder: LocalEmbedder) -> None:
