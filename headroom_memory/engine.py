@@ -793,25 +793,33 @@ class HierarchicalMemory:
             ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
             k=self.config.rrf_k,
         )
-        labels = [c.label for c in fused]
-        fields = await self.store.ranking_fields(labels)
-        missing = [label for label in labels if label not in sims]
-        sims.update(await self.vector_index.similarities(vector, missing))
+        wanted = top_k + 5
+        # Importance and recency raise a fused score by at most this factor (a
+        # hair more, for rounding), so once the next candidate's fused score
+        # times it cannot reach the wanted-th best score, none of the rest can:
+        # their rows are never read. Candidates are scored a batch at a time.
+        ceiling = (1.0 + self.config.importance_weight) * (1.0 + self.config.recency_weight) * (1.0 + 1e-9)
         now = utc_now()
         scored: list[tuple[float, FusedCandidate]] = []
-        for candidate in fused:
-            if candidate.label not in fields or sims.get(candidate.label, 0.0) < threshold:
-                continue
-            importance, seen = fields[candidate.label]
-            score = final_score(
-                candidate.rrf, importance, (now - seen).total_seconds() / 86_400,
-                importance_weight=self.config.importance_weight,
-                recency_weight=self.config.recency_weight,
-                half_life_days=self.config.recency_half_life_days,
-            )
-            scored.append((score, candidate))
-        scored.sort(key=lambda pair: -pair[0])
-        winners = scored[: top_k + 5]
+        start = 0
+        while start < len(fused) and (len(scored) < wanted or fused[start].rrf * ceiling >= scored[wanted - 1][0]):
+            batch, start = fused[start:start + wanted], start + wanted
+            labels = [c.label for c in batch]
+            fields = await self.store.ranking_fields(labels)
+            sims.update(await self.vector_index.similarities(vector, [label for label in labels if label not in sims]))
+            for candidate in batch:
+                if candidate.label not in fields or sims.get(candidate.label, 0.0) < threshold:
+                    continue
+                importance, seen = fields[candidate.label]
+                score = final_score(
+                    candidate.rrf, importance, (now - seen).total_seconds() / 86_400,
+                    importance_weight=self.config.importance_weight,
+                    recency_weight=self.config.recency_weight,
+                    half_life_days=self.config.recency_half_life_days,
+                )
+                scored.append((score, candidate))
+            scored.sort(key=lambda pair: -pair[0])
+        winners = scored[:wanted]
         memories = await self.store.get_by_labels([c.label for _, c in winners])
         results = [
             SearchResult(memories[c.label], sims.get(c.label, 0.0), score, c.vector_rank, c.text_rank)

@@ -65,6 +65,38 @@ async def test_every_mode_finds_an_exact_keyword(memory: HierarchicalMemory, mod
     assert hits[0].memory.content == "Project Apollo uses React"
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+async def test_each_hit_reports_its_cosine_similarity_and_min_similarity_filters_by_it(
+    memory: HierarchicalMemory, embedder: LocalEmbedder, mode: str
+) -> None:
+    stored = [await memory.add(text, "alice") for text in (
+        "Project Apollo uses React", "Apollo the cat sleeps all day", "Lunch was a tomato soup")]
+    query = "Which framework does Apollo use?"
+    [vector] = await embedder.embed([query])
+    kept = await memory.embeddings([m.id for m in stored])
+    cosine = {mid: float(np.dot(e, vector) / np.linalg.norm(vector)) for mid, e in kept.items()}
+    hits = await memory.search(query, "alice", mode=mode, min_similarity=-1.0)  # type: ignore[arg-type]
+    assert hits and all(h.similarity == pytest.approx(cosine[h.memory.id], abs=1e-5) for h in hits)
+    cut = sorted(cosine.values())[1] + 1e-4  # between the second and the best
+    strict = await memory.search(query, "alice", mode=mode, min_similarity=cut)  # type: ignore[arg-type]
+    assert [h.memory.id for h in strict] == [max(cosine, key=cosine.__getitem__)]
+
+
+async def test_a_low_ranked_but_important_memory_can_still_win(config: MemoryConfig, embedder: LocalEmbedder) -> None:
+    """Candidates are scored best fused rank first and the rest skipped once
+    they cannot win; a heavy importance weight must still lift the last one."""
+    if config.postgres_url:
+        pytest.skip("PostgreSQL's text rank does not order these notes by length (the engine code is shared)")
+    async with await HierarchicalMemory.create(config.model_copy(update={"importance_weight": 50.0}),
+                                               embedder=embedder) as memory:
+        await memory.add_many([f"note {n} about pears" for n in range(40)], user_id="alice")
+        for n in range(24):  # longer notes rank lower for the keyword
+            await memory.add("apple " + " ".join(f"filler{i}" for i in range(n)), "alice", importance=0.0)
+        key = await memory.add("apple " + " ".join(f"filler{i}" for i in range(30)), "alice", importance=1.0)
+        [hit] = await memory.search("apple", "alice", top_k=1, mode="text")
+        assert hit.memory.id == key.id and hit.text_rank == 25
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"top_k": 0}, "top_k"), ({"top_k": -3}, "top_k"), ({"min_similarity": 2.0}, "min_similarity"),
