@@ -28,7 +28,7 @@ from .errors import (
 from .factory import build_embedder, build_indexes, build_store, check_dimension
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
 from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
-from .ranking import FusedCandidate, final_score, reciprocal_rank_fusion
+from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
 from .validation import (
@@ -794,11 +794,27 @@ class HierarchicalMemory:
             k=self.config.rrf_k,
         )
         wanted = top_k + 5
-        # Importance and recency raise a fused score by at most this factor (a
-        # hair more, for rounding), so once the next candidate's fused score
-        # times it cannot reach the wanted-th best score, none of the rest can:
-        # their rows are never read. Candidates are scored a batch at a time.
-        ceiling = (1.0 + self.config.importance_weight) * (1.0 + self.config.recency_weight) * (1.0 + 1e-9)
+        scored = await self._scored(fused, vector, sims, threshold, wanted)
+        winners = scored[:wanted]
+        memories = await self.store.get_by_labels([c.label for _, c in winners])
+        results = [
+            SearchResult(memories[c.label], sims.get(c.label, 0.0), score, c.vector_rank, c.text_rank)
+            for score, c in winners
+            if c.label in memories and memories[c.label].is_current and is_visible(memories[c.label], reader)
+        ]
+        return results[:top_k]
+
+    async def _scored(
+        self, fused: list[FusedCandidate], vector: np.ndarray[Any, Any], sims: dict[int, float],
+        threshold: float, wanted: int,
+    ) -> list[tuple[float, FusedCandidate]]:
+        """(final score, candidate) of fused candidates, best first, read from the
+        store ``wanted`` at a time in fused order, until the next candidate's
+        fused score times the most importance and recency can add cannot reach
+        the ``wanted``-th best score so far: no later candidate can, so their
+        rows are never read. Candidates below ``threshold`` similarity are left out."""
+        config = self.config
+        ceiling = max_boost(config.importance_weight, config.recency_weight)
         now = utc_now()
         scored: list[tuple[float, FusedCandidate]] = []
         start = 0
@@ -813,20 +829,12 @@ class HierarchicalMemory:
                 importance, seen = fields[candidate.label]
                 score = final_score(
                     candidate.rrf, importance, (now - seen).total_seconds() / 86_400,
-                    importance_weight=self.config.importance_weight,
-                    recency_weight=self.config.recency_weight,
-                    half_life_days=self.config.recency_half_life_days,
+                    importance_weight=config.importance_weight, recency_weight=config.recency_weight,
+                    half_life_days=config.recency_half_life_days,
                 )
                 scored.append((score, candidate))
             scored.sort(key=lambda pair: -pair[0])
-        winners = scored[:wanted]
-        memories = await self.store.get_by_labels([c.label for _, c in winners])
-        results = [
-            SearchResult(memories[c.label], sims.get(c.label, 0.0), score, c.vector_rank, c.text_rank)
-            for score, c in winners
-            if c.label in memories and memories[c.label].is_current and is_visible(memories[c.label], reader)
-        ]
-        return results[:top_k]
+        return scored
 
     async def text_search(
         self,

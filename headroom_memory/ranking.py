@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["FusedCandidate", "final_score", "recency_factor", "reciprocal_rank_fusion"]
+__all__ = ["FusedCandidate", "final_score", "max_boost", "recency_factor", "reciprocal_rank_fusion"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,11 @@ def final_score(
     boost = 1.0 + importance_weight * importance
     boost *= 1.0 + recency_weight * recency_factor(age_days, half_life_days)
     return rrf * boost
+
+
+def max_boost(importance_weight: float, recency_weight: float) -> float:
+    """The most :func:`final_score` multiplies a fused score by (importance 1,
+    seen now). It is that score of a fused score of 1, so
+    ``final_score(rrf, ...) <= rrf * max_boost(...)`` holds exactly, rounding included."""
+    return final_score(1.0, 1.0, 0.0, importance_weight=importance_weight, recency_weight=recency_weight,
+                       half_life_days=1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headroom_memory.ranking import final_score, recency_factor, reciprocal_rank_fusion
+from headroom_memory.ranking import final_score, max_boost, recency_factor, reciprocal_rank_fusion
 
 
 def test_rrf_scores_are_sums_of_weight_over_k_plus_rank() -> None:
@@ -32,3 +32,20 @@ def test_equal_scores_share_a_rank() -> None:
     fused = reciprocal_rank_fusion({"vector": [(1, 0.9), (2, 0.9), (3, 0.5)]}, {"vector": 1.0}, k=10)
     assert [(c.label, c.vector_rank) for c in fused] == [(1, 1), (2, 1), (3, 3)]
     assert fused[0].rrf == fused[1].rrf == pytest.approx(1 / 11)
+
+
+@pytest.mark.parametrize(("importance_weight", "recency_weight"), [(0.02, 0.1), (0.0, 0.0), (50.0, 3.0)])
+def test_no_final_score_exceeds_the_fused_score_times_the_max_boost(
+    importance_weight: float, recency_weight: float
+) -> None:
+    ceiling = max_boost(importance_weight, recency_weight)
+    assert ceiling == pytest.approx((1 + importance_weight) * (1 + recency_weight))
+    for rrf in (1 / 6, 1 / 7, 0.3, 1 / 45):
+        for importance in (0.0, 0.5, 1.0):
+            for age in (-3.0, 0.0, 0.5, 40.0):
+                score = final_score(rrf, importance, age, importance_weight=importance_weight,
+                                    recency_weight=recency_weight, half_life_days=30)
+                assert score <= rrf * ceiling
+    top = final_score(1 / 7, 1.0, 0.0, importance_weight=importance_weight, recency_weight=recency_weight,
+                      half_life_days=30)
+    assert top == (1 / 7) * ceiling

@@ -19,7 +19,9 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-__all__ = ["GraphSettings", "add_to_graph", "load_graph", "nearest", "save_graph"]
+from ..errors import VectorIndexError
+
+__all__ = ["GraphSettings", "add_rows", "add_to_graph", "load_graph", "nearest", "save_graph"]
 
 logger = logging.getLogger("headroom_memory")
 
@@ -64,6 +66,15 @@ def add_to_graph(
     if needed > graph.get_max_elements():
         graph.resize_index(max(needed, graph.get_max_elements() * 2))
     graph.add_items(vectors, np.asarray(labels, dtype=np.uint64), num_threads=num_threads)
+
+
+def add_rows(graph: hnswlib.Index, rows: list[tuple[int, bytes]], *, num_threads: int = -1) -> None:
+    """Add stored rows, (label, float32 embedding bytes), as the store hands them out;
+    VectorIndexError if an embedding's length is not the graph's dimension."""
+    vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+    if vectors.shape[1] != graph.dim:
+        raise VectorIndexError(f"stored embedding has {vectors.shape[1]} dimensions, expected {graph.dim}")
+    add_to_graph(graph, [label for label, _ in rows], vectors, num_threads=num_threads)
 
 
 def nearest(

@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 import hnswlib
 import numpy as np
 
-from ..errors import MemoryClosedError, VectorIndexError
+from ..errors import MemoryClosedError
 from ..ports import VectorFilter
-from .hnsw_graph import GraphSettings, add_to_graph, load_graph, nearest, save_graph
+from .hnsw_graph import GraphSettings, add_rows, load_graph, nearest, save_graph
 from .sqlite_store import SQLiteMemoryStore
 from .user_graphs import UserGraphs
 
@@ -143,16 +143,10 @@ class HNSWVectorIndex:
             index = await self._ensure_loaded()
             added = 0
             async for batch in self._store.rows_after(self._covered, _SYNC_BATCH):
-                labels = [label for label, _ in batch]
-                vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in batch])
-                if vectors.shape[1] != self.dimension:
-                    raise VectorIndexError(
-                        f"stored embedding has {vectors.shape[1]} dimensions, expected {self.dimension}"
-                    )
-                await self._run(add_to_graph, index, labels, vectors)
-                self._covered = labels[-1]
+                await self._run(add_rows, index, batch)
+                self._covered = batch[-1][0]
                 self._dirty = True
-                added += len(labels)
+                added += len(batch)
             return added
 
     async def rebuild(self) -> int:

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hnswlib
-import numpy as np
 
-from .hnsw_graph import GraphSettings, add_to_graph, load_graph, save_graph
+from .hnsw_graph import GraphSettings, add_rows, load_graph, save_graph
 from .sqlite_sql import user_key
 from .sqlite_store import SQLiteMemoryStore
 
@@ -107,7 +106,7 @@ class UserGraphs:
                 if found.covered < covered:
                     rows = await self._store.user_embeddings(user_id, found.covered, covered)
                     if rows:
-                        await self._run(self._add_rows, found.graph, rows)
+                        await self._run(add_rows, found.graph, rows)
                     found.covered, found.dirty = covered, True
         return found
 
@@ -157,13 +156,8 @@ class UserGraphs:
         for start in range(0, len(rows), _BUILD_BATCH):
             if self._stop.is_set():
                 raise _Stopped
-            self._add_rows(graph, rows[start : start + _BUILD_BATCH], num_threads=1)
+            add_rows(graph, rows[start : start + _BUILD_BATCH], num_threads=1)
         return graph
-
-    @staticmethod
-    def _add_rows(graph: hnswlib.Index, rows: list[tuple[int, bytes]], num_threads: int = -1) -> None:
-        vectors = np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
-        add_to_graph(graph, [label for label, _ in rows], vectors, num_threads=num_threads)
 
     def _saved_meta(self, user_id: str, made: UserGraph) -> dict[str, Any]:
         return {**self._expected(user_id), "covered": made.covered}

@@ -11,6 +11,8 @@ import pytest
 
 from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
 from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder, hnsw_index
+from headroom_memory.adapters.hnsw_graph import GraphSettings, add_rows
+from headroom_memory.errors import VectorIndexError
 from headroom_memory.ports import VectorFilter
 
 TOPICS = [
@@ -202,3 +204,10 @@ async def test_a_large_users_new_and_deleted_rows_show_in_the_next_search(
         gone = (await memory.store.get_by_labels([before[0][0]]))[before[0][0]]
         await memory.delete(gone.id)
         assert before[0][0] not in {label for label, _ in await memory.vector_index.search(query, reader, 10)}
+
+
+def test_a_stored_embedding_of_another_length_is_refused_by_name() -> None:
+    graph = GraphSettings(dimension=384).new_graph(10)
+    with pytest.raises(VectorIndexError, match="3 dimensions, expected 384"):
+        add_rows(graph, [(1, np.ones(3, dtype=np.float32).tobytes())])
+    assert graph.get_current_count() == 0
