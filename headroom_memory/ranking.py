@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["FusedCandidate", "final_score", "max_boost", "recency_factor", "reciprocal_rank_fusion"]
 
 
-@dataclass(frozen=True)
-class FusedCandidate:
-    """A label with its 1-based rank in each result list and its fused RRF score."""
+class FusedCandidate(NamedTuple):
+    """A label with its fused RRF score and its 1-based rank in each result list."""
 
     label: int
     rrf: float
@@ -35,24 +34,19 @@ def reciprocal_rank_fusion(
     ranks: dict[str, dict[int, int]] = {}
     for name, pairs in ranked_lists.items():
         weight = weights.get(name, 1.0)
-        ranks[name] = {}
+        ranks[name] = listed = {}
         rank, previous = 0, None
         for position, (label, score) in enumerate(pairs, start=1):
-            if label in ranks[name]:
+            if label in listed:
                 continue
             if previous is None or abs(score - previous) > 1e-6:
                 rank, previous = position, score
-            ranks[name][label] = rank
+            listed[label] = rank
             scores[label] = scores.get(label, 0.0) + weight / (k + rank)
-    order = sorted(scores, key=lambda label: -scores[label])
+    vector_ranks, text_ranks = ranks.get("vector", {}), ranks.get("text", {})
     return [
-        FusedCandidate(
-            label=label,
-            rrf=scores[label],
-            vector_rank=ranks.get("vector", {}).get(label),
-            text_rank=ranks.get("text", {}).get(label),
-        )
-        for label in order
+        FusedCandidate(label, scores[label], vector_ranks.get(label), text_ranks.get(label))
+        for label in sorted(scores, key=lambda label: -scores[label])
     ]
 
 

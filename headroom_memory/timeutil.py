@@ -6,7 +6,7 @@ call that accepts a datetime); aware ones are converted to UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .errors import InvalidInputError
 
@@ -37,5 +37,4 @@ def to_micros(value: datetime) -> int:
 
 def from_micros(value: int) -> datetime:
     """The aware UTC datetime of a microsecond timestamp made by :func:`to_micros`."""
-    seconds, micros = divmod(int(value), 1_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=micros)
+    return _EPOCH + timedelta(microseconds=int(value))

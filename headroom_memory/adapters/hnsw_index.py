@@ -160,8 +160,10 @@ class HNSWVectorIndex:
     async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
         """Cosine similarity of ``vector`` to each labelled memory (stored embeddings)."""
         stored = await self._store.get_embeddings(labels)
-        query = np.asarray(vector, dtype=np.float32)
-        return {label: float(embedding @ query) for label, embedding in stored.items()}
+        if not stored:
+            return {}
+        sims = np.vstack(list(stored.values())) @ np.asarray(vector, dtype=np.float32)
+        return dict(zip(stored, sims.tolist()))
 
     async def search(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
         """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``.

@@ -11,6 +11,7 @@ caller input.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +46,8 @@ class SqlDialect:
 
     def in_list(self, prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """``a, b, c`` parameters for an IN list (``NULL`` when empty)."""
-        names = [self.p(f"{prefix}{i}") for i in range(len(values))]
-        return ", ".join(names) or "NULL", {f"{prefix}{i}": v for i, v in enumerate(values)}
+        sql, keys = _in_list_names(self.placeholder, prefix, len(values))
+        return sql, dict(zip(keys, values))
 
     def metadata_match(self, alias: str, index: int, key: str, value: Any) -> tuple[str, dict[str, Any]]:
         """Rows whose metadata has ``key`` equal to ``value``."""
@@ -147,6 +148,14 @@ class SqlDialect:
 
 SQLITE = SqlDialect("sqlite", ":{}", "IS")
 POSTGRES = SqlDialect("postgres", "%({})s", "IS NOT DISTINCT FROM")
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_list_names(placeholder: str, prefix: str, count: int) -> tuple[str, tuple[str, ...]]:
+    """The SQL and the parameter names of an IN list of ``count`` values (searches
+    build a few of these per question, with the same lengths again and again)."""
+    keys = tuple(f"{prefix}{i}" for i in range(count))
+    return ", ".join(placeholder.format(key) for key in keys) or "NULL", keys
 
 
 def _json(value: Any) -> Any:
