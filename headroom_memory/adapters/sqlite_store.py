@@ -229,11 +229,16 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self, match: str, flt: VectorFilter, limit: int, *, newest: bool = False
     ) -> list[tuple[int, float]]:
         """The best ``limit`` visible rows for a MATCH expression (BM25, or with
-        ``newest`` the newest, unweighed, score 0), visibility checked on every match."""
+        ``newest`` the newest, unweighed, score 0), visibility checked on every match.
+
+        The check reads the covering visibility index, never the wide rows
+        (SQLite would pick the rows by their key: on a 1M-row store, 150
+        questions of the 100,000-memory user, 200 matches each, 1.4-1.6 -> 0.9-1.0 ms)."""
         where, params = self.dialect.visibility_clause(flt, self._now())
         rank, order = ("0", "memories_fts.rowid DESC") if newest else ("bm25(memories_fts, 1.0, 0.0)", "rank")
         rows = await self._fetchall(
-            f"SELECT m.seq, {rank} AS rank FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid "
+            f"SELECT m.seq, {rank} AS rank FROM memories_fts "
+            f"JOIN memories m INDEXED BY idx_memories_visible ON m.seq = memories_fts.rowid "
             f"WHERE memories_fts MATCH :match AND {where} ORDER BY {order} LIMIT :limit",
             {**params, "match": match, "limit": limit},
         )
