@@ -46,7 +46,9 @@ class SqlDialect:
 
     def in_list(self, prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """``a, b, c`` parameters for an IN list (``NULL`` when empty)."""
-        sql, keys = _in_list_names(self.placeholder, prefix, len(values))
+        count = len(values)
+        names = _in_list_names if count <= _KEPT_IN_LIST else _in_list_names.__wrapped__  # long ones are not kept
+        sql, keys = names(self.placeholder, prefix, count)
         return sql, dict(zip(keys, values))
 
     def metadata_match(self, alias: str, index: int, key: str, value: Any) -> tuple[str, dict[str, Any]]:
@@ -150,10 +152,14 @@ SQLITE = SqlDialect("sqlite", ":{}", "IS")
 POSTGRES = SqlDialect("postgres", "%({})s", "IS NOT DISTINCT FROM")
 
 
+_KEPT_IN_LIST = 512  # IN lists up to this long (every search's) keep their parameter names
+
+
 @functools.lru_cache(maxsize=1024)
 def _in_list_names(placeholder: str, prefix: str, count: int) -> tuple[str, tuple[str, ...]]:
     """The SQL and the parameter names of an IN list of ``count`` values (searches
-    build a few of these per question, with the same lengths again and again)."""
+    build a few of these per question, with the same lengths again and again;
+    only lists up to ``_KEPT_IN_LIST`` long are kept, so memory stays bounded)."""
     keys = tuple(f"{prefix}{i}" for i in range(count))
     return ", ".join(placeholder.format(key) for key in keys) or "NULL", keys
 
