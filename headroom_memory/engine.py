@@ -27,7 +27,16 @@ from .errors import (
 )
 from .factory import build_embedder, build_indexes, build_store, check_dimension
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
-from .ports import Embedder, MemoryCache, MemoryFilter, MemoryStore, TextIndex, VectorFilter, VectorIndex
+from .ports import (
+    Embedder,
+    MemoryCache,
+    MemoryFilter,
+    MemoryStore,
+    RankingRow,
+    TextIndex,
+    VectorFilter,
+    VectorIndex,
+)
 from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
@@ -793,48 +802,48 @@ class HierarchicalMemory:
             ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
             k=self.config.rrf_k,
         )
-        wanted = top_k + 5
-        scored = await self._scored(fused, vector, sims, threshold, wanted)
-        winners = scored[:wanted]
-        memories = await self.store.get_by_labels([c.label for _, c in winners])
-        results = [
-            SearchResult(memories[c.label], sims.get(c.label, 0.0), score, c.vector_rank, c.text_rank)
-            for score, c in winners
-            if c.label in memories and memories[c.label].is_current and is_visible(memories[c.label], reader)
-        ]
-        return results[:top_k]
+        scored = await self._scored(fused, vector, sims, threshold, top_k + 5)
+        results: list[SearchResult] = []
+        for score, candidate, row in scored:
+            memory = row.load()
+            if memory.is_current and is_visible(memory, reader):  # it may have changed since it was found
+                results.append(SearchResult(memory, sims[candidate.label], score,
+                                            candidate.vector_rank, candidate.text_rank))
+                if len(results) == top_k:
+                    break
+        return results
 
     async def _scored(
         self, fused: list[FusedCandidate], vector: np.ndarray[Any, Any], sims: dict[int, float],
         threshold: float, wanted: int,
-    ) -> list[tuple[float, FusedCandidate]]:
-        """(final score, candidate) of fused candidates, best first, read from the
-        store ``wanted`` at a time in fused order, until the next candidate's
-        fused score times the most importance and recency can add cannot reach
-        the ``wanted``-th best score so far: no later candidate can, so their
-        rows are never read. Candidates below ``threshold`` similarity are left out."""
+    ) -> list[tuple[float, FusedCandidate, RankingRow]]:
+        """(final score, candidate, its row) of the best ``wanted`` fused
+        candidates, best first, read from the store ``wanted`` at a time in
+        fused order, until the next candidate's fused score times the most
+        importance and recency can add cannot reach the ``wanted``-th best
+        score so far: no later candidate can, so their rows are never read.
+        Candidates below ``threshold`` similarity are left out; ``sims`` gains
+        the similarity of every candidate read."""
         config = self.config
         ceiling = max_boost(config.importance_weight, config.recency_weight)
         now = utc_now()
-        scored: list[tuple[float, FusedCandidate]] = []
+        scored: list[tuple[float, FusedCandidate, RankingRow]] = []
         start = 0
         while start < len(fused) and (len(scored) < wanted or fused[start].rrf * ceiling >= scored[wanted - 1][0]):
             batch, start = fused[start:start + wanted], start + wanted
-            labels = [c.label for c in batch]
-            fields = await self.store.ranking_fields(labels)
-            sims.update(await self.vector_index.similarities(vector, [label for label in labels if label not in sims]))
+            rows = await self.store.ranking_rows([c.label for c in batch], vector)
             for candidate in batch:
-                if candidate.label not in fields or sims.get(candidate.label, 0.0) < threshold:
-                    continue
-                importance, seen = fields[candidate.label]
+                row = rows.get(candidate.label)
+                if row is None or sims.setdefault(candidate.label, row.similarity) < threshold:
+                    continue  # the vector search's similarity is kept when it has one
                 score = final_score(
-                    candidate.rrf, importance, (now - seen).total_seconds() / 86_400,
+                    candidate.rrf, row.importance, (now - row.seen).total_seconds() / 86_400,
                     importance_weight=config.importance_weight, recency_weight=config.recency_weight,
                     half_life_days=config.recency_half_life_days,
                 )
-                scored.append((score, candidate))
-            scored.sort(key=lambda pair: -pair[0])
-        return scored
+                scored.append((score, candidate, row))
+            scored.sort(key=lambda entry: -entry[0])
+        return scored[:wanted]
 
     async def text_search(
         self,

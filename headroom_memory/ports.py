@@ -7,10 +7,10 @@ text indexes speak in labels, the store turns labels back into memories.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -153,6 +153,15 @@ class VectorFilter:
         object.__setattr__(self, "min_importance", _importance_bound(self.min_importance, "min_importance"))
 
 
+class RankingRow(NamedTuple):
+    """What search ranks a stored memory by, read with the memory itself."""
+
+    importance: float
+    seen: datetime  #: last recalled, else valid_from: where recency counts from
+    similarity: float  #: cosine similarity of the stored embedding to the query
+    load: Callable[[], Memory]  #: the whole memory, built only for those that win
+
+
 @runtime_checkable
 class MemoryStore(Protocol):
     """Rows, filters and supersession chains: the source of truth."""
@@ -176,8 +185,9 @@ class MemoryStore(Protocol):
     async def embeddings_by_id(self, memory_ids: Sequence[str]) -> dict[str, Vector]:
         """Stored embeddings by memory id."""
 
-    async def ranking_fields(self, labels: Sequence[int]) -> dict[int, tuple[float, datetime]]:
-        """(importance, last accessed or valid_from) by label, for ranking."""
+    async def ranking_rows(self, labels: Sequence[int], vector: Vector) -> dict[int, RankingRow]:
+        """What ranking needs of each labelled memory, its similarity to ``vector``
+        included, from one read (missing labels are left out)."""
 
     async def query(self, flt: MemoryFilter) -> list[Memory]:
         """Memories matching a low-level filter."""
@@ -259,9 +269,6 @@ class VectorIndex(Protocol):
 
     async def search(self, vector: Vector, flt: VectorFilter, k: int) -> list[tuple[int, float]]:
         """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``."""
-
-    async def similarities(self, vector: Vector, labels: Sequence[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each labelled memory."""
 
     async def sync(self) -> int:
         """Catch up with rows committed since the index was last brought up to date

@@ -157,14 +157,6 @@ class HNSWVectorIndex:
             self._synced_at = None
         return await self.sync()
 
-    async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each labelled memory (stored embeddings)."""
-        stored = await self._store.get_embeddings(labels)
-        if not stored:
-            return {}
-        sims = np.vstack(list(stored.values())) @ np.asarray(vector, dtype=np.float32)
-        return dict(zip(stored, sims.tolist()))
-
     async def search(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
         """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``.
 

@@ -3,7 +3,6 @@ live in the rows themselves, so there is nothing to catch up or persist."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,10 +41,6 @@ class PgVectorIndex:
         if len(hits) < k:
             hits = await self._store.nearest(vector, flt, k, exact=True, ef_search=self.ef_search)
         return hits
-
-    async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each labelled memory."""
-        return await self._store.similarities(vector, labels)
 
     async def sync(self) -> int:
         """Nothing to catch up: the index is maintained by PostgreSQL in each transaction."""

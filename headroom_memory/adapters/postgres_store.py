@@ -230,14 +230,6 @@ class PostgresMemoryStore(SqlMemoryStore):
             rows = await tx.fetchall(query, params)
         return [(int(seq), float(sim)) for seq, sim in rows]
 
-    async def similarities(self, vector: np.ndarray[Any, Any], labels: Sequence[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each labelled row."""
-        if not labels:
-            return {}
-        rows = await self._fetchall("SELECT seq, 1 - (embedding <=> %(q)s) FROM memories WHERE seq = ANY(%(l)s)",
-                                    {"q": np.asarray(vector, dtype=np.float32), "l": list(labels)})
-        return {int(seq): float(sim) for seq, sim in rows}
-
     async def reindex(self) -> int:
         """Rebuild the HNSW index; returns how many rows it covers."""
         async with self._transaction() as tx:

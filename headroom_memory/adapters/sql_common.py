@@ -20,16 +20,22 @@ from typing import Any
 import numpy as np
 
 from ..models import Memory, MemoryCategory, ScopeLevel
-from ..ports import MemoryFilter, VectorFilter
+from ..ports import MemoryFilter, RankingRow, VectorFilter
 from ..timeutil import from_micros, to_micros
 
-__all__ = ["COLUMNS", "POSTGRES", "SQLITE", "SqlDialect", "memory_from_row", "row_params"]
+__all__ = ["COLUMNS", "POSTGRES", "RANKING_COLUMNS", "SQLITE", "SqlDialect", "memory_from_row", "ranking_row",
+           "row_params"]
 
 COLUMNS = (
     "seq, id, content, category, importance, scope, user_id, session_id, agent_id, turn_id, "
     "entity_refs, metadata, created_at, valid_from, valid_until, supersedes, superseded_by, "
     "promoted_from, access_count, last_accessed"
 )
+
+# A memory's columns, then what ranking needs beside them: when it was last seen, its embedding.
+RANKING_COLUMNS = f"{COLUMNS}, COALESCE(last_accessed, valid_from), embedding"
+_MEMORY_WIDTH = len(COLUMNS.split(","))
+_IMPORTANCE = [c.strip() for c in COLUMNS.split(",")].index("importance")
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,17 @@ def memory_from_row(row: Sequence[Any]) -> tuple[int, Memory]:
         access_count=access_count,
         last_accessed=None if last_accessed is None else from_micros(last_accessed),
     )
+
+
+def ranking_row(row: Sequence[Any], similarity: float) -> RankingRow:
+    """A :class:`RankingRow` from a row selected with ``RANKING_COLUMNS`` (its
+    memory is built only when asked for)."""
+    return RankingRow(float(row[_IMPORTANCE]), from_micros(row[_MEMORY_WIDTH]), similarity,
+                      functools.partial(_memory_of, row))
+
+
+def _memory_of(row: Sequence[Any]) -> Memory:
+    return memory_from_row(row[:_MEMORY_WIDTH])[1]
 
 
 def row_params(memory: Memory) -> dict[str, Any]:

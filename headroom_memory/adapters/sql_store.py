@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import MemoryConflictError
 from ..models import Memory, MemoryCategory, ScopeLevel
-from ..ports import MemoryFilter, VectorFilter
-from ..timeutil import from_micros, to_micros, utc_now
-from .sql_common import SqlDialect, memory_from_row, row_params
+from ..ports import MemoryFilter, RankingRow, VectorFilter
+from ..timeutil import to_micros, utc_now
+from .sql_common import RANKING_COLUMNS, SqlDialect, memory_from_row, ranking_row, row_params
 
 __all__ = ["SqlMemoryStore", "Transaction"]
 
@@ -257,17 +257,19 @@ class SqlMemoryStore:
         rows = await self._fetchall(self.dialect.select_sql(f"m.seq IN ({names})"), params)
         return dict(memory_from_row(r) for r in rows)
 
-    async def ranking_fields(self, labels: Sequence[int]) -> dict[int, tuple[float, datetime]]:
-        """(importance, last seen) by label, the row fields ranking needs; cheaper
-        than loading whole memories for every candidate."""
+    async def ranking_rows(self, labels: Sequence[int], vector: np.ndarray[Any, Any]) -> dict[int, RankingRow]:
+        """What ranking needs of each labelled row, its embedding's cosine
+        similarity to ``vector`` included, and the memory (built on demand), in
+        one read: search reads its candidates a batch at a time and never reads
+        a winner twice."""
         if not labels:
             return {}
         names, params = self.dialect.in_list("l", list(labels))
-        rows = await self._fetchall(
-            f"SELECT seq, importance, COALESCE(last_accessed, valid_from) FROM memories WHERE seq IN ({names})",
-            params,
-        )
-        return {int(seq): (float(importance), from_micros(seen)) for seq, importance, seen in rows}
+        rows = await self._fetchall(f"SELECT {RANKING_COLUMNS} FROM memories WHERE seq IN ({names})", params)
+        if not rows:
+            return {}
+        sims = (self._matrix([r[-1] for r in rows]) @ np.asarray(vector, dtype=np.float32)).tolist()
+        return {int(r[0]): ranking_row(r, sim) for r, sim in zip(rows, sims)}
 
     async def embeddings_by_id(self, memory_ids: Sequence[str]) -> dict[str, np.ndarray[Any, Any]]:
         """Stored embeddings by memory id."""
@@ -276,14 +278,6 @@ class SqlMemoryStore:
         names, params = self.dialect.in_list("i", list(memory_ids))
         rows = await self._fetchall(f"SELECT id, embedding FROM memories WHERE id IN ({names})", params)
         return {mid: self._vector(stored) for mid, stored in rows}
-
-    async def get_embeddings(self, labels: Sequence[int]) -> dict[int, np.ndarray[Any, Any]]:
-        """Stored embeddings by label."""
-        if not labels:
-            return {}
-        names, params = self.dialect.in_list("l", list(labels))
-        rows = await self._fetchall(f"SELECT seq, embedding FROM memories WHERE seq IN ({names})", params)
-        return {int(seq): self._vector(stored) for seq, stored in rows}
 
     async def query(self, flt: MemoryFilter) -> list[Memory]:
         """Memories matching a low-level filter, oldest first."""
