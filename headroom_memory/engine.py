@@ -739,6 +739,17 @@ class HierarchicalMemory:
         any other, and none of its results expired (recall counts in a cached
         answer are those of when it was cached).
         """
+        found, _ = await self._search(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
+                                      categories, min_importance, mode, subtree)
+        return found
+
+    async def _search(
+        self, query: str, user_id: str, session_id: str | None, agent_id: str | None, turn_id: str | None,
+        top_k: int, min_similarity: float, categories: Sequence[MemoryCategory | str] | None,
+        min_importance: float | None, mode: SearchMode, subtree: bool,
+    ) -> tuple[list[SearchResult], bool]:
+        """:meth:`search`, and whether the results were read from the store now
+        (False: answered from the cache)."""
         self._check_open()
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
@@ -749,16 +760,16 @@ class HierarchicalMemory:
         reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
                               categories=categories, min_importance=min_importance, subtree=subtree)
         if not query.strip():
-            return []
+            return [], True
         key = ("search", query, reader, top_k, threshold, mode)
         token = await self._change_token() if self.cache is not None else None
         cached = self._cached_results(key, token)
         if cached is not None:
-            return cached
+            return cached, False
         results = await self._ranked(query, reader, top_k, threshold, mode)
         if token is not None and self.cache is not None:
             self.cache.put(key, (token, tuple(results)))
-        return results
+        return results, True
 
     async def _change_token(self) -> Hashable | None:
         """The store's change token; None (no result caching) for a store
@@ -876,10 +887,13 @@ class HierarchicalMemory:
         A narrower-than-user memory recalled ``bubble_min_recalls`` times is
         promoted one level (recorded, see :meth:`promote`).
         """
-        results = await self.search(query, user_id, session_id, agent_id, turn_id,
-                                    top_k=top_k, min_similarity=min_similarity, categories=categories)
+        results, fresh = await self._search(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
+                                            categories, None, "hybrid", False)
         now = utc_now()
-        counts = await self.store.record_access([r.memory.id for r in results], now) or {}
+        # The count is not waited for when the results were just read (each one's is
+        # one more than read) and none can be promoted (user-level memories are not).
+        settled = fresh and all(r.memory.scope is ScopeLevel.USER for r in results)
+        counts = await self.store.record_access([r.memory.id for r in results], now, wait=not settled) or {}
         recalled: list[Memory] = []
         for result in results:
             memory = result.memory

@@ -220,8 +220,13 @@ class MemoryStore(Protocol):
     async def reinforce(self, memory_id: str, at: datetime, importance: float) -> None:
         """Count a restatement of a memory (access, last seen, importance floor, merged counter)."""
 
-    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> dict[str, int]:
-        """Count one recall of each memory; returns their access counts after it."""
+    async def record_access(
+        self, memory_ids: Sequence[str], at: datetime, *, wait: bool = True
+    ) -> dict[str, int]:
+        """Count one recall of each memory; returns their access counts after it.
+
+        With ``wait=False`` a store may count them in the background and return
+        ``{}`` at once, provided every later call of this store sees the counts."""
 
     async def change_token(self) -> Hashable | None:
         """A value that differs after any change to memories (rows, validity,

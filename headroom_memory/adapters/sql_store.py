@@ -166,20 +166,27 @@ class SqlMemoryStore:
                 {**params, **cparams},
             )
 
-    async def record_access(self, memory_ids: Sequence[str], at: datetime) -> dict[str, int]:
+    async def record_access(
+        self, memory_ids: Sequence[str], at: datetime, *, wait: bool = True
+    ) -> dict[str, int]:
         """Count one recall of each memory; returns their access counts after it.
 
         One statement, atomic on its own (the connections are in autocommit):
-        the recall of each injection costs a single round trip."""
+        the recall of each injection costs a single round trip. This store
+        always counts before returning (``wait`` is for stores that can defer)."""
         if not memory_ids:
             return {}
+        rows = await self._fetchall(*self._access_update(memory_ids, at))
+        return {str(mid): int(count) for mid, count in rows}
+
+    def _access_update(self, memory_ids: Sequence[str], at: datetime) -> tuple[str, dict[str, Any]]:
+        """The statement (and its parameters) counting one recall of each memory."""
         names, params = self.dialect.in_list("r", memory_ids)
-        rows = await self._fetchall(
+        return (
             f"UPDATE memories SET access_count = access_count + 1, last_accessed = {self._p('at')} "
             f"WHERE id IN ({names}) RETURNING id, access_count",
             {**params, "at": to_micros(at)},
         )
-        return {str(mid): int(count) for mid, count in rows}
 
     async def change_token(self) -> Hashable | None:
         """None: this store cannot tell other connections' changes cheaply (see SQLite's)."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from .sql_store import SqlMemoryStore
 from .sqlite_sql import SCHEMA, SCHEMA_VERSION, fts_match, user_key
 
 __all__ = ["SQLiteMemoryStore", "map_sqlite_errors"]
+
+logger = logging.getLogger("headroom_memory")
 
 
 @contextlib.contextmanager
@@ -79,6 +83,8 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._deferred: list[tuple[str, dict[str, Any]]] = []  # recall counts not written yet
+        self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
         self._closed = False
         self.instance_id = ""
 
@@ -140,8 +146,11 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self.instance_id = meta["instance_id"]
 
     async def close(self) -> None:
-        """Close the connection; safe to call twice."""
+        """Write the recall counts not written yet, then close the connection;
+        safe to call twice."""
         self._closed = True
+        while self._flusher is not None and not self._flusher.done():
+            await self._flusher
         conn, self._conn = self._conn, None
         if conn is not None:
             with map_sqlite_errors(self.path):
@@ -158,6 +167,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (lock held)."""
         db = self._db
         async with self._lock:
+            await self._write_deferred()
             with map_sqlite_errors(self.path):
                 await db.execute("BEGIN IMMEDIATE")
                 try:
@@ -172,8 +182,42 @@ class SQLiteMemoryStore(SqlMemoryStore):
     async def _fetchall(self, sql: str, params: Any = None) -> list[Any]:
         db = self._db
         async with self._lock:
+            await self._write_deferred()
             with map_sqlite_errors(self.path):
                 return list(await db.execute_fetchall(sql, params or {}))
+
+    async def record_access(
+        self, memory_ids: Sequence[str], at: datetime, *, wait: bool = True
+    ) -> dict[str, int]:
+        """Count one recall of each memory; returns their access counts after it.
+
+        With ``wait=False`` the count is written in the background and ``{}``
+        returned at once: the caller does not wait for a write it needs no
+        answer from. Every later statement of this store runs after it (they
+        write what is pending first), so this process always reads its own
+        counts, and ``close`` writes what is left. A count that cannot be
+        written is logged, never raised: it is bookkeeping, not a memory."""
+        if wait or not memory_ids:
+            return await super().record_access(memory_ids, at)
+        self._db  # noqa: B018 - raises MemoryClosedError once closed
+        self._deferred.append(self._access_update(memory_ids, at))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._write_deferred_when_free())
+        return {}
+
+    async def _write_deferred_when_free(self) -> None:
+        async with self._lock:
+            await self._write_deferred()
+
+    async def _write_deferred(self) -> None:
+        """Write the pending recall counts (the lock held)."""
+        while self._deferred and self._conn is not None:
+            sql, params = self._deferred.pop(0)
+            try:
+                with map_sqlite_errors(self.path):
+                    await self._conn.execute_fetchall(sql, params)
+            except Exception as exc:
+                logger.warning("a recall count was not saved: %s", exc)
 
     async def change_token(self) -> Hashable | None:
         """(memory-changing transactions of this store, SQLite's ``data_version``):

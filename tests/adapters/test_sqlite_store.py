@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from headroom_memory.adapters import FTS5TextIndex, HNSWVectorIndex, LocalEmbedd
 from headroom_memory.adapters.sql_common import POSTGRES, SQLITE
 from headroom_memory.fts import fts_query
 from headroom_memory.ports import VectorFilter
+from headroom_memory.timeutil import utc_now
 
 HOSTILE_QUERIES = [
     "", " ", '"', '""', "'", "*", "-", "NEAR(", "NEAR(a b", "a OR", "OR", "AND", "NOT",
@@ -185,3 +187,37 @@ async def test_a_reader_who_sees_few_of_the_best_keyword_matches_gets_the_visibl
                                    user_id="alice", dedup=False)
     hits = await memory.text_search("kayak", "alice", "s1", top_k=5)
     assert {h.memory.id for h in hits} == {m.id for m in shared}
+
+
+async def test_a_recall_count_not_waited_for_is_written_before_the_next_statement_and_at_close(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    def stored_count() -> int:
+        with contextlib.closing(sqlite3.connect(db_path)) as raw:
+            return int(raw.execute("SELECT access_count FROM memories").fetchone()[0])
+
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        assert await memory.store.record_access([cat.id], utc_now(), wait=False) == {}
+        assert stored_count() == 0  # the caller did not wait for the write
+        assert (await memory.get(cat.id)).access_count == 1  # this process reads it at once
+        recalled = await memory.recall("what pets does she have", "alice")
+        assert [(m.id, m.access_count) for m in recalled] == [(cat.id, 2)]
+    assert stored_count() == 2  # close wrote what was left
+
+
+async def test_a_recall_count_that_cannot_be_written_is_logged_and_breaks_nothing(
+    db_path: Path, embedder: LocalEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path, busy_timeout=0.05),
+                                               embedder=embedder) as memory:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as other_process:
+            other_process.execute("BEGIN IMMEDIATE")  # holds the write lock past the busy timeout
+            await memory.store.record_access([cat.id], utc_now(), wait=False)
+            assert (await memory.get(cat.id)).content == "Has a cat called Miso"
+            other_process.execute("ROLLBACK")
+        assert "a recall count was not saved" in caplog.text
+        assert (await memory.get(cat.id)).access_count == 0
+        assert [m.id for m in await memory.recall("what pets does she have", "alice")] == [cat.id]
+        assert (await memory.get(cat.id)).access_count == 1
