@@ -38,6 +38,7 @@ from .ports import (
     VectorIndex,
 )
 from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
+from .recall_tally import RecallTally
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
 from .validation import (
@@ -89,6 +90,7 @@ class HierarchicalMemory:
         self.text_index = text_index
         self.embedder = embedder
         self.cache = cache
+        self._recalls = RecallTally()  # recalls counted since cached answers were read
         self._owns_embedder = owns_embedder
         self._closed = False
 
@@ -736,20 +738,9 @@ class HierarchicalMemory:
         With the cache on (``config.cache_enabled``), query embeddings are
         cached, and on SQLite so are results: a repeated search is answered
         from the cache for as long as no memory changed, in this process or
-        any other, and none of its results expired (recall counts in a cached
-        answer are those of when it was cached).
+        any other, and none of its results expired (the recall counts in a cached
+        answer include this process's recalls since it was cached, not other processes').
         """
-        found, _ = await self._search(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
-                                      categories, min_importance, mode, subtree)
-        return found
-
-    async def _search(
-        self, query: str, user_id: str, session_id: str | None, agent_id: str | None, turn_id: str | None,
-        top_k: int, min_similarity: float, categories: Sequence[MemoryCategory | str] | None,
-        min_importance: float | None, mode: SearchMode, subtree: bool,
-    ) -> tuple[list[SearchResult], bool]:
-        """:meth:`search`, and whether the results were read from the store now
-        (False: answered from the cache)."""
         self._check_open()
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
@@ -760,16 +751,17 @@ class HierarchicalMemory:
         reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
                               categories=categories, min_importance=min_importance, subtree=subtree)
         if not query.strip():
-            return [], True
+            return []
         key = ("search", query, reader, top_k, threshold, mode)
         token = await self._change_token() if self.cache is not None else None
+        self._recalls.follow(token)
         cached = self._cached_results(key, token)
         if cached is not None:
-            return cached, False
+            return cached
         results = await self._ranked(query, reader, top_k, threshold, mode)
         if token is not None and self.cache is not None:
-            self.cache.put(key, (token, tuple(results)))
-        return results, True
+            self.cache.put(key, (token, tuple(results), self._recalls.tallies(results)))
+        return results
 
     async def _change_token(self) -> Hashable | None:
         """The store's change token; None (no result caching) for a store
@@ -779,15 +771,17 @@ class HierarchicalMemory:
 
     def _cached_results(self, key: tuple[Any, ...], token: Hashable | None) -> list[SearchResult] | None:
         """The results cached for ``key`` while no memory changed since (same
-        store token) and none of them has expired; otherwise None."""
+        store token) and none of them has expired, with the recalls counted
+        since; otherwise None."""
         if token is None or self.cache is None:
             return None
         entry = self.cache.get(key)
         if entry is None or entry[0] != token:
             return None
-        if any(r.memory.is_expired for r in entry[1]):
+        _, results, tallies = entry
+        if any(r.memory.is_expired for r in results):
             return None
-        return list(entry[1])
+        return self._recalls.caught_up(results, tallies)
 
     async def _ranked(
         self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode
@@ -887,13 +881,17 @@ class HierarchicalMemory:
         A narrower-than-user memory recalled ``bubble_min_recalls`` times is
         promoted one level (recorded, see :meth:`promote`).
         """
-        results, fresh = await self._search(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
-                                            categories, None, "hybrid", False)
+        results = await self.search(query, user_id, session_id, agent_id, turn_id,
+                                    top_k=top_k, min_similarity=min_similarity, categories=categories)
         now = utc_now()
-        # The count is not waited for when the results were just read (each one's is
-        # one more than read) and none can be promoted (user-level memories are not).
-        settled = fresh and all(r.memory.scope is ScopeLevel.USER for r in results)
-        counts = await self.store.record_access([r.memory.id for r in results], now, wait=not settled) or {}
+        ids = [r.memory.id for r in results]
+        # Each count is one more than the result shows (read now, or cached and caught
+        # up with this process's recalls since), so it is not waited for unless a
+        # memory may be promoted by it (user-level ones are not).
+        promotable = any(r.memory.scope is not ScopeLevel.USER for r in results)
+        counts = await self.store.record_access(ids, now, wait=promotable) or {}
+        if self.cache is not None and not self._recalls.count(ids, now):
+            self.cache.clear()  # too many recalls to tally: cached answers are read again
         recalled: list[Memory] = []
         for result in results:
             memory = result.memory

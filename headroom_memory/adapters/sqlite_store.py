@@ -179,10 +179,11 @@ class SQLiteMemoryStore(SqlMemoryStore):
                 else:
                     await db.execute("COMMIT")
 
-    async def _fetchall(self, sql: str, params: Any = None) -> list[Any]:
+    async def _fetchall(self, sql: str, params: Any = None, *, counts_first: bool = True) -> list[Any]:
         db = self._db
         async with self._lock:
-            await self._write_deferred()
+            if counts_first:
+                await self._write_deferred()
             with map_sqlite_errors(self.path):
                 return list(await db.execute_fetchall(sql, params or {}))
 
@@ -223,7 +224,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         """(memory-changing transactions of this store, SQLite's ``data_version``):
         the first counts this connection's writes, the second changes whenever
         any other connection, in any process, commits to the file."""
-        rows = await self._fetchall("PRAGMA data_version")
+        rows = await self._fetchall("PRAGMA data_version", counts_first=False)  # recall counts change no token
         return (self._changes, int(rows[0][0]))
 
     def _row(self, memory: Memory) -> dict[str, Any]:
