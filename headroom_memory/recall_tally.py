@@ -60,7 +60,10 @@ class RecallTally:
 
     def count(self, memory_ids: Sequence[str], at: datetime) -> bool:
         """Tally one recall of each memory at ``at``; False (and the tally
-        emptied) when it would hold more than ``kept`` ids."""
+        emptied) when it would hold more than ``kept`` ids. Nothing is tallied
+        while the token is None: a store without one has no cached answers."""
+        if self._token is None:
+            return True
         for memory_id in memory_ids:
             self._counts[memory_id] = (self._counts.get(memory_id, (0, at))[0] + 1, at)
         if len(self._counts) > self.kept:

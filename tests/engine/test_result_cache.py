@@ -121,3 +121,5 @@ def test_the_recall_tally_starts_again_when_the_store_changes_or_it_is_full() ->
     assert tally.tallies([result]) == (0,)
     assert not tally.count(["a", "b", "c"], now)  # more ids than kept: the caller drops its cached answers
     assert tally.tallies([result]) == (0,)
+    tally.follow(None)  # a store without a change token caches no answers: nothing to tally
+    assert tally.count([result.memory.id] * 3, now) and tally.tallies([result]) == (0,)
