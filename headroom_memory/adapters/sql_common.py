@@ -32,10 +32,11 @@ COLUMNS = (
     "promoted_from, access_count, last_accessed"
 )
 
+_COLUMN_NAMES = [c.strip() for c in COLUMNS.split(",")]
 # A memory's columns, then what ranking needs beside them: when it was last seen, its embedding.
 RANKING_COLUMNS = f"{COLUMNS}, COALESCE(last_accessed, valid_from), embedding"
-_MEMORY_WIDTH = len(COLUMNS.split(","))
-_IMPORTANCE = [c.strip() for c in COLUMNS.split(",")].index("importance")
+_MEMORY_WIDTH = len(_COLUMN_NAMES)
+_IMPORTANCE = _COLUMN_NAMES.index("importance")
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class SqlDialect:
     @staticmethod
     def select_sql(where: str, *, table: str = "memories", order: str = "m.valid_from, m.seq", tail: str = "") -> str:
         """A SELECT of every memory column (no embedding) from ``table m``."""
-        columns = ", ".join(f"m.{c.strip()}" for c in COLUMNS.split(","))
+        columns = ", ".join(f"m.{c}" for c in _COLUMN_NAMES)
         return f"SELECT {columns} FROM {table} m WHERE {where} ORDER BY {order} {tail}".strip()
 
 

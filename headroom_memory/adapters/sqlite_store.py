@@ -14,6 +14,7 @@ import contextlib
 import logging
 import sqlite3
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -83,7 +84,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._deferred: list[tuple[str, dict[str, Any]]] = []  # recall counts not written yet
+        self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written yet
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
         self._closed = False
         self.instance_id = ""
@@ -213,7 +214,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
     async def _write_deferred(self) -> None:
         """Write the pending recall counts (the lock held)."""
         while self._deferred and self._conn is not None:
-            sql, params = self._deferred.pop(0)
+            sql, params = self._deferred.popleft()
             try:
                 with map_sqlite_errors(self.path):
                     await self._conn.execute_fetchall(sql, params)
