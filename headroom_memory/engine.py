@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import uuid
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -753,14 +754,19 @@ class HierarchicalMemory:
         if not query.strip():
             return []
         key = ("search", query, reader, top_k, threshold, mode)
-        token = await self._change_token() if self.cache is not None else None
-        self._recalls.follow(token)
-        cached = self._cached_results(key, token)
-        if cached is not None:
-            return cached
-        results = await self._ranked(query, reader, top_k, threshold, mode)
-        if token is not None and self.cache is not None:
-            self.cache.put(key, (token, tuple(results), self._recalls.tallies(results)))
+        # The store's token as the search begins; without a cache to check, read while the query embeds.
+        token_read = asyncio.ensure_future(self._change_token())
+        try:
+            cached_token = await token_read if self.cache is not None else None
+            self._recalls.follow(cached_token)
+            cached = self._cached_results(key, cached_token)
+            if cached is not None:
+                return cached
+            results = await self._ranked(query, reader, top_k, threshold, mode, token_read)
+        finally:
+            await _discard(token_read)
+        if cached_token is not None and self.cache is not None:
+            self.cache.put(key, (cached_token, tuple(results), self._recalls.tallies(results)))
         return results
 
     async def _change_token(self) -> Hashable | None:
@@ -784,9 +790,11 @@ class HierarchicalMemory:
         return self._recalls.caught_up(results, tallies)
 
     async def _ranked(
-        self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode
+        self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode,
+        token: Awaitable[Hashable | None],
     ) -> list[SearchResult]:
-        """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`."""
+        """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`;
+        ``token`` gives the store's change token as the search began."""
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
         # The keyword search runs while the vector index is searched.
@@ -795,7 +803,7 @@ class HierarchicalMemory:
         sims: dict[int, float] = {}
         try:
             if mode in ("hybrid", "vector"):
-                hits = await self.vector_index.search(vector, reader, pool)
+                hits = await self.vector_index.search(vector, reader, pool, token=await token)
                 ranked["vector"] = hits
                 sims.update(hits)
             if keyword is not None:
@@ -823,10 +831,12 @@ class HierarchicalMemory:
         threshold: float, wanted: int,
     ) -> list[tuple[float, FusedCandidate, RankingRow]]:
         """(final score, candidate, its row) of the best ``wanted`` fused
-        candidates, best first, read from the store ``wanted`` at a time in
-        fused order, until the next candidate's fused score times the most
-        importance and recency can add cannot reach the ``wanted``-th best
-        score so far: no later candidate can, so their rows are never read.
+        candidates, best first, read from the store in fused order until the
+        next candidate's fused score times the most importance and recency can
+        add cannot reach the ``wanted``-th best score so far: no later
+        candidate can, so their rows are never read. The first read takes every
+        candidate that can beat the ``wanted``-th fused score (boosts are at
+        least 1), which is usually all it takes; later ones ``wanted`` at a time.
         Candidates below ``threshold`` similarity are left out; ``sims`` gains
         the similarity of every candidate read."""
         config = self.config
@@ -834,8 +844,10 @@ class HierarchicalMemory:
         now = utc_now()
         scored: list[tuple[float, FusedCandidate, RankingRow]] = []
         start = 0
+        size = wanted if len(fused) <= wanted else bisect.bisect_right(
+            fused, -fused[wanted - 1].rrf / ceiling, key=lambda c: -c.rrf)
         while start < len(fused) and (len(scored) < wanted or fused[start].rrf * ceiling >= scored[wanted - 1][0]):
-            batch, start = fused[start:start + wanted], start + wanted
+            batch, start, size = fused[start:start + size], start + size, wanted
             rows = await self.store.ranking_rows([c.label for c in batch], vector)
             for candidate in batch:
                 row = rows.get(candidate.label)

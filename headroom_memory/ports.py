@@ -272,8 +272,13 @@ class TextIndex(Protocol):
 class VectorIndex(Protocol):
     """Nearest neighbours by cosine similarity, exact for the visible set."""
 
-    async def search(self, vector: Vector, flt: VectorFilter, k: int) -> list[tuple[int, float]]:
-        """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``."""
+    async def search(
+        self, vector: Vector, flt: VectorFilter, k: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
+        """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``.
+
+        ``token``, when given, is the store's change token read as the search
+        began: an index that needs one uses it instead of reading it again."""
 
     async def sync(self) -> int:
         """Catch up with rows committed since the index was last brought up to date

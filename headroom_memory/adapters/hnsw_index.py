@@ -157,14 +157,19 @@ class HNSWVectorIndex:
             self._synced_at = None
         return await self.sync()
 
-    async def search(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
+    async def search(
+        self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
         """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``.
 
         Up to ``exact_search_threshold`` visible memories are scored exactly
         from their stored embeddings (the index is not needed); beyond that the
-        index is caught up and searched.
+        index is caught up and searched. ``token`` is the store's change token
+        as the search began (read now when not given): what was committed
+        before it is found, and kept answers are reused only under it.
         """
-        token = await self._store.change_token()
+        if token is None:
+            token = await self._store.change_token()
         small = await self._visible_set(flt, token, at_most=self.exact_search_threshold)
         if small is not None:
             return _top_k(vector, *small, k)

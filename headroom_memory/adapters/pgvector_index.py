@@ -3,6 +3,7 @@ live in the rows themselves, so there is nothing to catch up or persist."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,11 @@ class PgVectorIndex:
         self.exact_search_threshold = exact_search_threshold
         self.ef_search = ef_search
 
-    async def search(self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int) -> list[tuple[int, float]]:
-        """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``."""
+    async def search(
+        self, vector: np.ndarray[Any, Any], flt: VectorFilter, k: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
+        """(label, cosine similarity) of the ``k`` visible memories nearest ``vector``
+        (PostgreSQL searches its own current rows: ``token`` is not used)."""
         visible = await self._store.count_visible(flt, self.exact_search_threshold + 1)
         if visible == 0:
             return []
