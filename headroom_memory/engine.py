@@ -6,7 +6,7 @@ import asyncio
 import bisect
 import logging
 import uuid
-from collections.abc import Awaitable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -754,17 +754,15 @@ class HierarchicalMemory:
         if not query.strip():
             return []
         key = ("search", query, reader, top_k, threshold, mode)
-        # The store's token as the search begins; without a cache to check, read while the query embeds.
-        token_read = asyncio.ensure_future(self._change_token())
-        try:
-            cached_token = await token_read if self.cache is not None else None
-            self._recalls.follow(cached_token)
-            cached = self._cached_results(key, cached_token)
-            if cached is not None:
-                return cached
-            results = await self._ranked(query, reader, top_k, threshold, mode, token_read)
-        finally:
-            await _discard(token_read)
+        # Read before the query embeds, not during it: any other thread running
+        # while the embedder's threads work slows them more than it saves.
+        token = await self._change_token()
+        cached_token = token if self.cache is not None else None
+        self._recalls.follow(cached_token)
+        cached = self._cached_results(key, cached_token)
+        if cached is not None:
+            return cached
+        results = await self._ranked(query, reader, top_k, threshold, mode, token)
         if cached_token is not None and self.cache is not None:
             self.cache.put(key, (cached_token, tuple(results), self._recalls.tallies(results)))
         return results
@@ -791,10 +789,10 @@ class HierarchicalMemory:
 
     async def _ranked(
         self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode,
-        token: Awaitable[Hashable | None],
+        token: Hashable | None,
     ) -> list[SearchResult]:
         """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`;
-        ``token`` gives the store's change token as the search began."""
+        ``token`` is the store's change token as the search began."""
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
         # The keyword search runs while the vector index is searched.
@@ -803,7 +801,7 @@ class HierarchicalMemory:
         sims: dict[int, float] = {}
         try:
             if mode in ("hybrid", "vector"):
-                hits = await self.vector_index.search(vector, reader, pool, token=await token)
+                hits = await self.vector_index.search(vector, reader, pool, token=token)
                 ranked["vector"] = hits
                 sims.update(hits)
             if keyword is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,11 @@ from .embedding_utils import check_texts, normalise
 __all__ = ["LocalEmbedder", "resolve_local_model"]
 
 _MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+# GNU OpenMP's worker threads (torch's on Linux) busy-wait this many rounds for
+# more work after each parallel step; its default, 300,000, keeps a core busy
+# for milliseconds after every encode, while the search that follows it needs
+# that core. 20,000 still covers the gaps between the steps of one encode.
+OPENMP_SPIN_COUNT = "20000"
 
 
 def resolve_local_model(name: str) -> str:
@@ -61,6 +67,13 @@ class LocalEmbedder:
 
     The model loads on first use, offline when it is a local folder (the default
     is). Encoding runs on one worker thread so the event loop never blocks.
+
+    When it loads torch (not already imported), it sets ``GOMP_SPINCOUNT`` to
+    ``OPENMP_SPIN_COUNT`` unless the environment sets it: torch's OpenMP threads
+    then stop busy-waiting soon after an encode instead of holding a core
+    through the search that follows (1M-memory store, 100,000-memory user, 2
+    cores: about 1.3 ms less per search right after embedding the query). Set
+    ``GOMP_SPINCOUNT`` yourself, or import torch first, to keep your own.
     """
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64, device: str = "cpu") -> None:
@@ -91,6 +104,8 @@ class LocalEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
+            if "torch" not in sys.modules:  # read once, when torch loads its OpenMP runtime
+                os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:

@@ -4,6 +4,9 @@ servers on 127.0.0.1 that speak those APIs."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from headroom_memory import (
     MemoryConfig,
 )
 from headroom_memory.adapters import LocalEmbedder, OllamaEmbedder, OpenAIEmbedder
-from headroom_memory.adapters.local_embedder import resolve_local_model
+from headroom_memory.adapters.local_embedder import OPENMP_SPIN_COUNT, resolve_local_model
 from headroom_memory.testing import Reply, loopback_server
 
 DIM = 8
@@ -50,6 +53,30 @@ async def test_local_model_is_the_packaged_minilm(embedder: LocalEmbedder) -> No
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+_SPIN_PROBE = """
+import asyncio, os
+from headroom_memory.adapters import LocalEmbedder
+
+async def main():
+    embedder = LocalEmbedder()
+    await embedder.embed(["hello"])
+    await embedder.close()
+    print(os.environ.get("GOMP_SPINCOUNT"))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, OPENMP_SPIN_COUNT), ("123", "123")])
+def test_local_model_shortens_openmp_busy_waiting_unless_the_environment_says(given: str | None, kept: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given is not None:
+        env["GOMP_SPINCOUNT"] = given
+    probe = subprocess.run([sys.executable, "-c", _SPIN_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split()[-1] == kept
 
 
 async def test_local_model_loads_from_a_folder(embedder: LocalEmbedder) -> None:
