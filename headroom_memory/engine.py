@@ -754,9 +754,9 @@ class HierarchicalMemory:
         if not query.strip():
             return []
         key = ("search", query, reader, top_k, threshold, mode)
-        # Read before the query embeds, not during it: any other thread running
-        # while the embedder's threads work slows them more than it saves.
-        token = await self._change_token()
+        # For the cache and the vector index; read before the query embeds, not during
+        # it: any other thread running while the embedder's threads work slows them more than it saves.
+        token = await self._change_token() if self.cache is not None or mode != "text" else None
         cached_token = token if self.cache is not None else None
         self._recalls.follow(cached_token)
         cached = self._cached_results(key, cached_token)

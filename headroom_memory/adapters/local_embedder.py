@@ -72,7 +72,7 @@ class LocalEmbedder:
     ``OPENMP_SPIN_COUNT`` unless the environment sets it: torch's OpenMP threads
     then stop busy-waiting soon after an encode instead of holding a core
     through the search that follows (1M-memory store, 100,000-memory user, 2
-    cores: about 1.3 ms less per search right after embedding the query). Set
+    cores: 1.1-1.6 ms less per search right after embedding the query). Set
     ``GOMP_SPINCOUNT`` yourself, or import torch first, to keep your own.
     """
 
