@@ -757,14 +757,13 @@ class HierarchicalMemory:
         # For the cache and the vector index; read before the query embeds, not during
         # it: any other thread running while the embedder's threads work slows them more than it saves.
         token = await self._change_token() if self.cache is not None or mode != "text" else None
-        cached_token = token if self.cache is not None else None
-        self._recalls.follow(cached_token)
-        cached = self._cached_results(key, cached_token)
+        self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
+        cached = self._cached_results(key, token)
         if cached is not None:
             return cached
         results = await self._ranked(query, reader, top_k, threshold, mode, token)
-        if cached_token is not None and self.cache is not None:
-            self.cache.put(key, (cached_token, tuple(results), self._recalls.tallies(results)))
+        if token is not None and self.cache is not None:
+            self.cache.put(key, (token, tuple(results), self._recalls.tallies(results)))
         return results
 
     async def _change_token(self) -> Hashable | None:
