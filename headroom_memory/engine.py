@@ -27,7 +27,7 @@ from .errors import (
     MemoryNotFoundError,
 )
 from .factory import build_embedder, build_indexes, build_store, check_dimension
-from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult
+from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult, updated
 from .ports import (
     Embedder,
     MemoryCache,
@@ -904,7 +904,7 @@ class HierarchicalMemory:
         recalled: list[Memory] = []
         for result in results:
             memory = result.memory
-            memory = replace(memory, access_count=counts.get(memory.id, memory.access_count + 1), last_accessed=now)
+            memory = updated(memory, access_count=counts.get(memory.id, memory.access_count + 1), last_accessed=now)
             if memory.scope is not ScopeLevel.USER and memory.access_count >= self.config.bubble_min_recalls:
                 memory = await self.promote(memory.id, reason=f"recalled {memory.access_count} times")
             recalled.append(memory)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,8 @@ __all__ = [
     "ScopeLevel",
     "SearchResult",
 ]
+
+_Record = TypeVar("_Record", "Memory", "SearchResult")
 
 
 class MemoryCategory(str, Enum):
@@ -157,6 +159,16 @@ class SearchResult:
     score: float
     vector_rank: int | None = None
     text_rank: int | None = None
+
+
+def updated(record: _Record, **changes: Any) -> _Record:
+    """``dataclasses.replace`` for a Memory or a SearchResult without running
+    ``__init__`` again (about 1 µs against 13 µs): every search answered
+    from the cache brings the recall counts of its results up to date, and
+    neither class checks its fields there."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__, **changes)
+    return copy
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ tally (every answer cached before it is stale anyway).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import replace
 from datetime import datetime
 
-from .models import SearchResult
+from .models import SearchResult, updated
 
 __all__ = ["RecallTally", "Tallies"]
 
@@ -48,15 +47,15 @@ class RecallTally:
     def caught_up(self, results: Sequence[SearchResult], then: Tallies) -> list[SearchResult]:
         """``results`` cached when the tally was ``then``, their recall counts
         (and last recall times) brought up to date."""
-        updated = []
+        current = []
         for result, before in zip(results, then):
             tallied = self._counts.get(result.memory.id)
             if tallied is not None and tallied[0] != before:
-                memory = replace(result.memory, access_count=result.memory.access_count + tallied[0] - before,
+                memory = updated(result.memory, access_count=result.memory.access_count + tallied[0] - before,
                                  last_accessed=tallied[1])
-                result = replace(result, memory=memory)
-            updated.append(result)
-        return updated
+                result = updated(result, memory=memory)
+            current.append(result)
+        return current
 
     def count(self, memory_ids: Sequence[str], at: datetime) -> bool:
         """Tally one recall of each memory at ``at``; False (and the tally

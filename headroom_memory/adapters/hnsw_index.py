@@ -184,7 +184,9 @@ class HNSWVectorIndex:
         """The reader's visible labels and embeddings; None if there are more
         than ``at_most``. Kept (within ``_VISIBLE_CACHE_BYTES``) while the
         store's change token stays the same, so a reader's next question does
-        not read them again."""
+        not read them again. A reader who had at most ``at_most`` when last
+        read is read at once (one more row says they have more); anyone else
+        is counted first, so a large reader's embeddings are not read for nothing."""
         cached = self._visible_sets.get(flt)
         if cached is not None and token is not None and cached[0] == token and (
             cached[1] is not None or at_most is not None  # a kept None only says "more than at_most"
@@ -192,7 +194,12 @@ class HNSWVectorIndex:
             self._visible_sets.move_to_end(flt)
             return cached[1]
         found: _VisibleSet | None = None
-        if at_most is None or await self._store.count_visible(flt, at_most + 1) <= at_most:
+        if at_most is None:
+            found = await self._store.visible_embeddings(flt)
+        elif cached is not None and cached[1] is not None:
+            found = await self._store.visible_embeddings(flt, limit=at_most + 1)
+            found = found if len(found[0]) <= at_most else None
+        elif await self._store.count_visible(flt, at_most + 1) <= at_most:
             found = await self._store.visible_embeddings(flt)
         self._keep_visible_set(flt, token, found)
         return found

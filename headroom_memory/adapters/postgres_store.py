@@ -186,8 +186,9 @@ class PostgresMemoryStore(SqlMemoryStore):
         return self._pool
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_PostgresTransaction]:
-        """A transaction on a pooled connection, rolled back on any error."""
+    async def _transaction(self, *, one_statement: bool = False) -> AsyncIterator[_PostgresTransaction]:
+        """A transaction on a pooled connection, rolled back on any error
+        (``one_statement`` changes nothing here)."""
         pool = self._connections
         with self._errors():
             async with pool.connection() as conn, conn.transaction():

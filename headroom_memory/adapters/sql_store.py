@@ -49,7 +49,9 @@ class SqlMemoryStore:
 
     # -- supplied by the subclass ---------------------------------------------
 
-    def _transaction(self) -> AbstractAsyncContextManager[Transaction]:
+    def _transaction(self, *, one_statement: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction; with ``one_statement`` the caller runs exactly one
+        statement in it (a store may then let that statement commit itself)."""
         raise NotImplementedError
 
     async def _fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
@@ -93,7 +95,7 @@ class SqlMemoryStore:
         rows = [self._row(m) for m in memories]
         if not rows:
             return
-        async with self._change() as tx:
+        async with self._change(one_statement=len(rows) == 1) as tx:
             await tx.executemany(self._insert_sql(), rows)
 
     async def supersede(self, old_id: str, new: Memory) -> None:
@@ -193,12 +195,12 @@ class SqlMemoryStore:
         return None
 
     @contextlib.asynccontextmanager
-    async def _change(self) -> AsyncIterator[Transaction]:
+    async def _change(self, *, one_statement: bool = False) -> AsyncIterator[Transaction]:
         """A transaction that changes memories, counted before and after (even
         when it fails) so a token taken around it never matches one taken later."""
         self._changes += 1
         try:
-            async with self._transaction() as tx:
+            async with self._transaction(one_statement=one_statement) as tx:
                 yield tx
         finally:
             self._changes += 1
@@ -336,10 +338,14 @@ class SqlMemoryStore:
         )
         return int(rows[0][0])
 
-    async def visible_embeddings(self, flt: VectorFilter) -> tuple[list[int], np.ndarray[Any, Any]]:
-        """Labels of every memory the reader sees, and their embeddings as one matrix."""
+    async def visible_embeddings(
+        self, flt: VectorFilter, limit: int | None = None
+    ) -> tuple[list[int], np.ndarray[Any, Any]]:
+        """Labels of every memory the reader sees (at most ``limit``), and their embeddings as one matrix."""
         where, params = self.dialect.visibility_clause(flt, self._now())
-        rows = await self._fetchall(f"SELECT m.seq, m.embedding FROM memories m WHERE {where}", params)
+        params["limit"] = self._no_limit() if limit is None else limit
+        rows = await self._fetchall(
+            f"SELECT m.seq, m.embedding FROM memories m WHERE {where} LIMIT {self._p('limit')}", params)
         return [int(r[0]) for r in rows], self._matrix([r[1] for r in rows])
 
     def _matrix(self, stored: Sequence[Any]) -> np.ndarray[Any, Any]:

@@ -83,7 +83,8 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self.path = str(path)
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._raw: sqlite3.Connection | None = None  # the same connection, for reads on the event loop
+        self._lock = asyncio.Lock()  # held by every statement on the connection
         self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written yet
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
         self._closed = False
@@ -99,14 +100,23 @@ class SQLiteMemoryStore(SqlMemoryStore):
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise ConfigurationError(f"db_path folder does not exist: {parent}")
+        opened: list[sqlite3.Connection] = []
+
+        class _Kept(sqlite3.Connection):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                opened.append(self)
+
         with map_sqlite_errors(self.path):
-            connection = aiosqlite.connect(self.path, isolation_level=None)
+            # check_same_thread=False: change_token reads on the event loop while no statement runs.
+            connection = aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Kept)
             # A forgotten close() must not keep the interpreter alive at exit;
             # committed transactions are already durable in the WAL.
             worker = getattr(connection, "_thread", None)
             if worker is not None:
                 worker.daemon = True
             self._conn = await connection
+            self._raw = opened[0]
             try:
                 await self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
                 await self._conn.execute("PRAGMA journal_mode = WAL")
@@ -129,7 +139,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
                         )
             except BaseException:
                 await self._conn.close()
-                self._conn = None
+                self._conn = self._raw = None
                 raise
         if int(meta["schema_version"]) > SCHEMA_VERSION:
             await self.close()
@@ -152,7 +162,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._closed = True
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._raw = self._conn, None, None
         if conn is not None:
             with map_sqlite_errors(self.path):
                 await conn.close()
@@ -164,12 +174,18 @@ class SQLiteMemoryStore(SqlMemoryStore):
         return self._conn
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_SQLiteTransaction]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (lock held)."""
+    async def _transaction(self, *, one_statement: bool = False) -> AsyncIterator[_SQLiteTransaction]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (lock held).
+        With ``one_statement`` (the caller runs exactly one) SQLite commits
+        that statement as its own transaction: one round trip to the
+        connection's thread instead of three."""
         db = self._db
         async with self._lock:
             await self._write_deferred()
             with map_sqlite_errors(self.path):
+                if one_statement:
+                    yield _SQLiteTransaction(db)
+                    return
                 await db.execute("BEGIN IMMEDIATE")
                 try:
                     yield _SQLiteTransaction(db)
@@ -224,9 +240,30 @@ class SQLiteMemoryStore(SqlMemoryStore):
     async def change_token(self) -> Hashable | None:
         """(memory-changing transactions of this store, SQLite's ``data_version``):
         the first counts this connection's writes, the second changes whenever
-        any other connection, in any process, commits to the file."""
-        rows = await self._fetchall("PRAGMA data_version", counts_first=False)  # recall counts change no token
-        return (self._changes, int(rows[0][0]))
+        any other connection, in any process, commits to the file.
+
+        Read on the event loop when no statement is running on the connection
+        (a few microseconds, against 0.06-0.3 ms for a round trip to its
+        thread); it never waits there for a lock: a busy file is read on the thread."""
+        version = self._data_version_now() if self._raw is not None and not self._lock.locked() else None
+        if version is None:
+            rows = await self._fetchall("PRAGMA data_version", counts_first=False)  # recall counts change no token
+            version = int(rows[0][0])
+        return (self._changes, version)
+
+    def _data_version_now(self) -> int | None:
+        """``PRAGMA data_version`` read right here with no busy wait; None if
+        the file was busy. Only while no statement runs (the lock is free)."""
+        raw = self._raw
+        assert raw is not None
+        try:
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                return int(raw.execute("PRAGMA data_version").fetchone()[0])
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        except sqlite3.OperationalError:
+            return None
 
     def _row(self, memory: Memory) -> dict[str, Any]:
         params = super()._row(memory)

@@ -211,3 +211,29 @@ def test_a_stored_embedding_of_another_length_is_refused_by_name() -> None:
     with pytest.raises(VectorIndexError, match="3 dimensions, expected 384"):
         add_rows(graph, [(1, np.ones(3, dtype=np.float32).tobytes())])
     assert graph.get_current_count() == 0
+
+
+async def test_a_reader_who_grows_past_the_exact_threshold_and_shrinks_back_gets_their_nearest(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    config = MemoryConfig(db_path=tmp_path / "m.db", exact_search_threshold=4)
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:
+        await memory.add_many([f"Unrelated note number {i} about the office" for i in range(30)], user_id="bob")
+
+        async def nearest_three() -> list[str]:
+            hits = await memory.search("hobbies outdoors", "alice", top_k=3, mode="vector", min_similarity=-1.0)
+            return [h.memory.content for h in hits]
+
+        async def expected() -> list[str]:
+            mine = await memory.visible("alice")
+            qvec = (await embedder.embed(["hobbies outdoors"]))[0]
+            vectors = await memory.embeddings([m.id for m in mine])
+            return [m.content for m in sorted(mine, key=lambda m: -float(vectors[m.id] @ qvec))][:3]
+
+        added = []
+        for text in TOPICS:  # 8 memories: exact while at most 4, then through the index
+            added.append(await memory.add(text, "alice"))
+            assert await nearest_three() == await expected()
+        for memory_added in added[:5]:  # back to 3
+            await memory.delete(memory_added.id)
+            assert await nearest_three() == await expected()

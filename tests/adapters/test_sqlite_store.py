@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -221,3 +222,24 @@ async def test_a_recall_count_that_cannot_be_written_is_logged_and_breaks_nothin
         assert (await memory.get(cat.id)).access_count == 0
         assert [m.id for m in await memory.recall("what pets does she have", "alice")] == [cat.id]
         assert (await memory.get(cat.id)).access_count == 1
+
+
+async def test_one_add_waits_for_another_writer_and_a_failed_one_stores_nothing(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        await memory.add("Has a cat called Miso", "alice")
+        other_process = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        other_process.execute("BEGIN IMMEDIATE")  # holds the write lock for a while
+        add = asyncio.ensure_future(memory.add("Plays the cello", "alice"))
+        await asyncio.sleep(0.3)
+        assert not add.done()
+        other_process.execute("ROLLBACK")
+        other_process.close()
+        cello = await add
+        assert (await memory.get(cello.id)).content == "Plays the cello"
+        with pytest.raises(StorageError):
+            await memory.store.insert([cello])  # the same id again: refused as a whole
+        assert [m.content for m in await memory.query(MemoryFilter(user_id="alice"))] == [
+            "Has a cat called Miso", "Plays the cello"]
+        assert [r.memory.id for r in await memory.text_search("cello", "alice")] == [cello.id]
