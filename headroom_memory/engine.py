@@ -795,7 +795,9 @@ class HierarchicalMemory:
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
         # The keyword search runs while the vector index is searched.
-        keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool)) if mode != "vector" else None
+        keyword = None
+        if mode != "vector":
+            keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool, token=token))
         ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
         try:

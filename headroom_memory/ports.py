@@ -263,9 +263,12 @@ class MemoryStore(Protocol):
 class TextIndex(Protocol):
     """Keyword search over memory content, transactional with the rows."""
 
-    async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
+    async def search(
+        self, query: str, flt: VectorFilter, limit: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
         """(label, score) of visible memories matching ``query``, best first.
-        Any user text is safe: it is quoted, never interpreted as query syntax."""
+        Any user text is safe: it is quoted, never interpreted as query syntax.
+        ``token``, when given, is the store's change token read as the search began."""
 
 
 @runtime_checkable

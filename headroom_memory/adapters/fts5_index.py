@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 
 from ..fts import fts_expression, query_terms
 from ..ports import VectorFilter
@@ -48,28 +49,37 @@ class FTS5TextIndex:
       times more rows are matched in every user's rows and filtered to the
       reader's, instead of being intersected with the user's long posting list.
       The scores are the same.
+
+    A term no memory holds is left out of the MATCH (it would weigh nothing,
+    and FTS5 would still look it up), and a query of such terms alone is not
+    run at all; the terms a query needs counted are counted in one statement.
     """
 
     def __init__(self, store: SQLiteMemoryStore) -> None:
         self._store = store
-        self._counts: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
+        # (kind, name) -> (count, cap, when counted, the store's change token then)
+        self._counts: OrderedDict[tuple[str, str], tuple[int, int, float, Hashable | None]] = OrderedDict()
 
-    async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
-        """(label, score) of visible memories matching any term of ``query``, best first."""
+    async def search(
+        self, query: str, flt: VectorFilter, limit: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
+        """(label, score) of visible memories matching any term of ``query``, best first.
+        ``token`` is the store's change token as the search began (see :meth:`_term_counts`)."""
         terms = query_terms(query) if isinstance(query, str) else []
         if not terms:
             return []
-        rows = {term: await self._counted("term", term, COMMON_FLOOR + 1) for term in terms}
+        rows = await self._term_counts(terms, COMMON_FLOOR + 1, token)
         frequent_above = common_above = COMMON_FLOOR
         if any(count > COMMON_FLOOR for count in rows.values()):  # only then does the store's size matter
             size = await self._counted("store", "", sys.maxsize)  # its highest label: about its size
             frequent_above = max(COMMON_FLOOR, int(FREQUENT_SHARE * size))
             common_above = max(COMMON_FLOOR, int(COMMON_SHARE * size))
-            rows = {term: await self._counted("term", term, common_above + 1) for term in terms}
-        ranked = [term for term in terms if rows[term] <= frequent_above]
-        frequent = [term for term in terms if frequent_above < rows[term] <= common_above]
+            rows = await self._term_counts(terms, common_above + 1, token)
+        present = [term for term in terms if rows[term] > 0]  # the others match nothing and weigh nothing
+        ranked = [term for term in present if rows[term] <= frequent_above]
+        frequent = [term for term in present if frequent_above < rows[term] <= common_above]
         if not ranked and not frequent:
-            frequent = terms
+            frequent = present
         hits: list[tuple[int, float]] = []
         if ranked:
             matched = sum(rows[term] for term in ranked)
@@ -83,21 +93,41 @@ class FTS5TextIndex:
             hits += [hit for hit in newest if hit[0] not in found][: limit - len(hits)]
         return hits
 
-    async def _counted(self, kind: str, name: str, cap: int) -> int:
-        """Rows holding a term, a user's rows, or the store's highest label,
-        counted up to ``cap`` (kept a while; a count that stopped at a lower cap
-        is counted again)."""
-        key = (kind, name)
+    async def _term_counts(self, terms: list[str], cap: int, token: Hashable | None) -> dict[str, int]:
+        """Rows holding each term, counted up to ``cap``; those not kept are
+        counted in one statement. A term no row held is left out of the search,
+        so its count of 0 is trusted only under the store's change token it
+        was counted under (a memory added since may hold it)."""
         now = time.monotonic()
+        counts = {term: self._kept(("term", term), cap, now, token) for term in terms}
+        missing = [term for term, count in counts.items() if count is None]
+        for term, count in zip(missing, await self._store.term_rows(missing, cap)):
+            counts[term] = self._keep(("term", term), count, cap, now, token)
+        return {term: count for term, count in counts.items() if count is not None}
+
+    async def _counted(self, kind: str, name: str, cap: int) -> int:
+        """A user's rows or the store's highest label, counted up to ``cap``."""
+        now = time.monotonic()
+        count = self._kept((kind, name), cap, now, None)
+        if count is None:
+            found = await (self._store.max_label() if kind == "store" else self._store.user_rows(name, cap))
+            count = self._keep((kind, name), found, cap, now, None)
+        return count
+
+    def _kept(self, key: tuple[str, str], cap: int, now: float, token: Hashable | None) -> int | None:
+        """A count kept less than five minutes that answers for ``cap`` (one
+        that stopped at a lower cap does not); a term's 0 only under ``token``."""
         kept = self._counts.get(key)
-        if kept is not None and now - kept[2] < _COUNTS_SECONDS and (kept[0] < kept[1] or kept[1] >= cap):
-            self._counts.move_to_end(key)
-            return min(kept[0], cap)
-        if kind == "store":
-            count = await self._store.max_label()
-        else:
-            count = await (self._store.term_rows(name, cap) if kind == "term" else self._store.user_rows(name, cap))
-        self._counts[key] = (count, cap, now)
+        if kept is None or now - kept[2] >= _COUNTS_SECONDS or (kept[0] >= kept[1] and kept[1] < cap):
+            return None
+        if key[0] == "term" and kept[0] == 0 and (token is None or kept[3] != token):
+            return None
+        self._counts.move_to_end(key)
+        return min(kept[0], cap)
+
+    def _keep(self, key: tuple[str, str], count: int, cap: int, now: float, token: Hashable | None) -> int:
+        self._counts[key] = (count, cap, now, token)
+        self._counts.move_to_end(key)
         while len(self._counts) > _COUNTS_KEPT:
             self._counts.popitem(last=False)
         return count

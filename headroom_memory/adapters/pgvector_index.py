@@ -64,6 +64,9 @@ class PostgresTextIndex:
     def __init__(self, store: PostgresMemoryStore) -> None:
         self._store = store
 
-    async def search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:
-        """(label, rank) of visible memories matching any word of ``query``, best first."""
+    async def search(
+        self, query: str, flt: VectorFilter, limit: int, *, token: Hashable | None = None
+    ) -> list[tuple[int, float]]:
+        """(label, rank) of visible memories matching any word of ``query``, best first
+        (``token`` is not needed here)."""
         return await self._store.text_search(query, flt, limit)

@@ -334,21 +334,23 @@ class SQLiteMemoryStore(SqlMemoryStore):
         at ``limit``, without weighing a single match."""
         return await self._joined_text_search(fts_match(terms, flt.user_id), flt, limit, newest=True)
 
-    async def term_rows(self, term: str, cap: int) -> int:
-        """How many rows (of any user) hold ``term`` (a run of word characters),
-        counting at most ``cap``."""
-        return await self._fts_rows('content : "{}"'.format(term.replace('"', '""')), cap)
+    async def term_rows(self, terms: Sequence[str], cap: int) -> list[int]:
+        """How many rows (of any user) hold each of ``terms`` (runs of word
+        characters), counting at most ``cap`` each; one statement for them all."""
+        return await self._fts_rows(['content : "{}"'.format(term.replace('"', '""')) for term in terms], cap)
 
     async def user_rows(self, user_id: str, cap: int) -> int:
         """How many rows ``user_id`` has (any scope, current or not), counting at most ``cap``."""
-        return await self._fts_rows(f'user_key : "{user_key(user_id)}"', cap)
+        return (await self._fts_rows([f'user_key : "{user_key(user_id)}"'], cap))[0]
 
-    async def _fts_rows(self, match: str, cap: int) -> int:
-        rows = await self._fetchall(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH :match LIMIT :cap)",
-            {"match": match, "cap": cap},
-        )
-        return int(rows[0][0])
+    async def _fts_rows(self, matches: Sequence[str], cap: int) -> list[int]:
+        if not matches:
+            return []
+        counts = ", ".join(
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH :m{i} LIMIT :cap))"
+            for i in range(len(matches)))
+        rows = await self._fetchall(f"SELECT {counts}", {"cap": cap, **{f"m{i}": m for i, m in enumerate(matches)}})
+        return [int(count) for count in rows[0]]
 
 
 def _split_script(script: str) -> list[str]:

@@ -243,3 +243,25 @@ async def test_one_add_waits_for_another_writer_and_a_failed_one_stores_nothing(
         assert [m.content for m in await memory.query(MemoryFilter(user_id="alice"))] == [
             "Has a cat called Miso", "Plays the cello"]
         assert [r.memory.id for r in await memory.text_search("cello", "alice")] == [cello.id]
+
+
+async def test_a_word_no_memory_held_is_found_as_soon_as_one_does(db_path: Path, embedder: LocalEmbedder) -> None:
+    config = MemoryConfig(db_path=db_path)
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory, \
+            await HierarchicalMemory.create(config, embedder=embedder) as other_process:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        assert [r.memory.id for r in await memory.text_search("zorro or miso", "alice")] == [cat.id]
+        assert await memory.text_search("zorro", "alice") == []  # counted: no memory holds it
+        dog = await memory.add("Adopted a dog called Zorro", "alice")
+        assert [r.memory.id for r in await memory.text_search("zorro", "alice")] == [dog.id]
+        parrot = await other_process.add("Her parrot Quetzal talks", "alice")
+        assert [r.memory.id for r in await memory.search("quetzal", "alice", mode="text")] == [parrot.id]
+
+
+async def test_words_no_memory_holds_change_no_keyword_score(memory: HierarchicalMemory) -> None:
+    await memory.add_many(["Borrowed a kayak from the neighbours", "Paddled the kayak across the lake",
+                           "Went hiking in the hills"], user_id="alice")
+    reader = VectorFilter(user_id="alice")
+    plain = await memory.text_index.search("kayak lake", reader, 10)  # (label, BM25 score)
+    assert await memory.text_index.search("kayak xyzzy lake qwertyuiop", reader, 10) == plain
+    assert len(plain) == 2 and plain[0][1] > plain[1][1] > 0
