@@ -57,6 +57,11 @@ class SqlMemoryStore:
     async def _fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
+    async def _read_aside(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """A read that need not wait for the store's other statements (a store
+        with one connection runs it there)."""
+        return await self._fetchall(sql, params)
+
     def _row(self, memory: Memory) -> dict[str, Any]:
         """Insert parameters of a memory (the subclass encodes the embedding)."""
         return row_params(memory)
@@ -362,7 +367,7 @@ class SqlMemoryStore:
             return set()
         where, params = self.dialect.visibility_clause(flt, self._now())
         names, lparams = self.dialect.in_list("l", list(labels))
-        rows = await self._fetchall(
+        rows = await self._read_aside(
             f"SELECT m.seq FROM memories m WHERE m.seq IN ({names}) AND {where}", {**params, **lparams})
         return {int(r[0]) for r in rows}
 

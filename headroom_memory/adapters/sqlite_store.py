@@ -84,6 +84,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._conn: aiosqlite.Connection | None = None
         self._raw: sqlite3.Connection | None = None  # the same connection, for reads on the event loop
+        self._reader: aiosqlite.Connection | None = None  # a second one, for reads that must not queue
         self._lock = asyncio.Lock()  # held by every statement on the connection
         self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written yet
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
@@ -109,13 +110,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
 
         with map_sqlite_errors(self.path):
             # check_same_thread=False: change_token reads on the event loop while no statement runs.
-            connection = aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Kept)
-            # A forgotten close() must not keep the interpreter alive at exit;
-            # committed transactions are already durable in the WAL.
-            worker = getattr(connection, "_thread", None)
-            if worker is not None:
-                worker.daemon = True
-            self._conn = await connection
+            self._conn = await self._connect(check_same_thread=False, factory=_Kept)
             self._raw = opened[0]
             try:
                 await self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
@@ -155,17 +150,35 @@ class SQLiteMemoryStore(SqlMemoryStore):
                 "open it with the same embedder or use another db_path"
             )
         self.instance_id = meta["instance_id"]
+        if self.path != ":memory:":  # a second connection to ":memory:" would open another database
+            try:
+                with map_sqlite_errors(self.path):
+                    self._reader = await self._connect()
+                    await self._reader.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _connect(self, **options: Any) -> aiosqlite.Connection:
+        connection = aiosqlite.connect(self.path, isolation_level=None, **options)
+        # A forgotten close() must not keep the interpreter alive at exit;
+        # committed transactions are already durable in the WAL.
+        worker = getattr(connection, "_thread", None)
+        if worker is not None:
+            worker.daemon = True
+        return await connection
 
     async def close(self) -> None:
-        """Write the recall counts not written yet, then close the connection;
+        """Write the recall counts not written yet, then close the connections;
         safe to call twice."""
         self._closed = True
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
-        conn, self._conn, self._raw = self._conn, None, None
-        if conn is not None:
-            with map_sqlite_errors(self.path):
-                await conn.close()
+        conn, reader, self._conn, self._raw, self._reader = self._conn, self._reader, None, None, None
+        with map_sqlite_errors(self.path):
+            for connection in (reader, conn):
+                if connection is not None:
+                    await connection.close()
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -203,6 +216,17 @@ class SQLiteMemoryStore(SqlMemoryStore):
                 await self._write_deferred()
             with map_sqlite_errors(self.path):
                 return list(await db.execute_fetchall(sql, params or {}))
+
+    async def _read_aside(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """A read on the second connection, beside whatever the first one is
+        running (the keyword search, while the vector search checks its
+        candidates). It sees every commit, this process's included; not the
+        recall counts still deferred, which no such read needs."""
+        reader = self._reader
+        if reader is None:  # ":memory:", or closed (which _fetchall reports)
+            return await self._fetchall(sql, params)
+        with map_sqlite_errors(self.path):
+            return list(await reader.execute_fetchall(sql, params))
 
     async def record_access(
         self, memory_ids: Sequence[str], at: datetime, *, wait: bool = True
