@@ -5,6 +5,11 @@ one operation commit in one transaction. Every row gets a label (``seq``, an
 AUTOINCREMENT key) that only grows; SQLite has one writer at a time, so labels
 commit in increasing order across processes and an index can catch up on
 ``seq > last_seen``.
+
+Every statement runs on one aiosqlite connection, one at a time (``_lock``),
+except two reads: the visibility check of search candidates (``filter_labels``),
+on a second connection so the vector search's need not queue behind the keyword
+search, and the change token, read on the event loop itself while no statement runs.
 """
 
 from __future__ import annotations
