@@ -754,9 +754,9 @@ class HierarchicalMemory:
         if not query.strip():
             return []
         key = ("search", query, reader, top_k, threshold, mode)
-        # For the cache and the vector index; read before the query embeds, not during
-        # it: any other thread running while the embedder's threads work slows them more than it saves.
-        token = await self._change_token() if self.cache is not None or mode != "text" else None
+        # For the cache and the indexes; read before the query embeds, not during it:
+        # any other thread running while the embedder's threads work slows them more than it saves.
+        token = await self._change_token()
         self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
         cached = self._cached_results(key, token)
         if cached is not None:

@@ -165,7 +165,10 @@ def updated(record: _Record, **changes: Any) -> _Record:
     """``dataclasses.replace`` for a Memory or a SearchResult without running
     ``__init__`` again (about 1 µs against 13 µs): every search answered
     from the cache brings the recall counts of its results up to date, and
-    neither class checks its fields there."""
+    neither class checks its fields there. Unknown field names are refused, as there."""
+    unknown = changes.keys() - record.__dict__.keys()
+    if unknown:
+        raise TypeError(f"{type(record).__name__} has no field {', '.join(sorted(unknown))}")
     copy = object.__new__(type(record))
     copy.__dict__.update(record.__dict__, **changes)
     return copy

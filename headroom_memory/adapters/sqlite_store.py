@@ -181,9 +181,12 @@ class SQLiteMemoryStore(SqlMemoryStore):
             await self._flusher
         conn, reader, self._conn, self._raw, self._reader = self._conn, self._reader, None, None, None
         with map_sqlite_errors(self.path):
-            for connection in (reader, conn):
-                if connection is not None:
-                    await connection.close()
+            try:
+                if reader is not None:
+                    await reader.close()
+            finally:
+                if conn is not None:
+                    await conn.close()
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -282,7 +285,9 @@ class SQLiteMemoryStore(SqlMemoryStore):
 
     def _data_version_now(self) -> int | None:
         """``PRAGMA data_version`` read right here with no busy wait; None if
-        the file was busy. Only while no statement runs (the lock is free)."""
+        the read failed (a busy file, or worse: the read on SQLite's thread
+        then waits, or reports it as a StorageError). Only while no statement
+        runs (the lock is free)."""
         raw = self._raw
         assert raw is not None
         try:
@@ -291,7 +296,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
                 return int(raw.execute("PRAGMA data_version").fetchone()[0])
             finally:
                 raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        except sqlite3.OperationalError:
+        except sqlite3.Error:
             return None
 
     def _row(self, memory: Memory) -> dict[str, Any]:

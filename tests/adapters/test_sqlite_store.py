@@ -254,7 +254,8 @@ async def test_a_word_no_memory_held_is_found_as_soon_as_one_does(db_path: Path,
         assert await memory.text_search("zorro", "alice") == []  # counted: no memory holds it
         dog = await memory.add("Adopted a dog called Zorro", "alice")
         assert [r.memory.id for r in await memory.text_search("zorro", "alice")] == [dog.id]
-        parrot = await other_process.add("Her parrot Quetzal talks", "alice")
+        assert await memory.search("quetzal", "alice", mode="text") == []
+        parrot = await other_process.add("Her parrot Quetzal talks", "alice")  # another connection
         assert [r.memory.id for r in await memory.search("quetzal", "alice", mode="text")] == [parrot.id]
 
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from headroom_memory import HierarchicalMemory, Memory, MemoryConfig, SearchResult
 from headroom_memory.adapters import LocalEmbedder
+from headroom_memory.models import updated
 from headroom_memory.recall_tally import RecallTally
 
 
@@ -120,3 +124,12 @@ def test_the_recall_tally_starts_again_when_the_store_changes_or_it_is_full() ->
     assert tally.tallies([result]) == (0,)  # ... and the tally starts again
     tally.follow(None)  # a store without a change token caches no answers: nothing to tally
     assert tally.count([result.memory.id] * 3, now) and tally.tallies([result]) == (0,)
+
+
+def test_updating_a_cached_memory_equals_replace_and_refuses_unknown_fields() -> None:
+    memory = Memory(id="m1", content="Has a cat", user_id="alice", access_count=4)
+    now = datetime.now(timezone.utc)
+    assert updated(memory, access_count=5, last_accessed=now) == replace(memory, access_count=5, last_accessed=now)
+    assert memory.access_count == 4  # a copy, the original unchanged
+    with pytest.raises(TypeError, match="acces_count"):
+        updated(memory, acces_count=5)
