@@ -794,27 +794,34 @@ class HierarchicalMemory:
         ``token`` is the store's change token as the search began."""
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
-        # The keyword search runs while the vector index is searched.
+        # The keyword search runs while the vector index is searched; if it still
+        # runs then, the best vector hits' ranking rows are read beside it.
         keyword = None
         if mode != "vector":
             keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool, token=token))
         ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
+        read_ahead: asyncio.Future[dict[int, RankingRow]] | None = None
         try:
             if mode in ("hybrid", "vector"):
                 hits = await self.vector_index.search(vector, reader, pool, token=token)
                 ranked["vector"] = hits
                 sims.update(hits)
+                if keyword is not None and not keyword.done():
+                    best = [label for label, _ in hits[:top_k + 5]]
+                    read_ahead = asyncio.ensure_future(self.store.ranking_rows(best, vector, beside=True))
             if keyword is not None:
                 ranked["text"] = await keyword
+            rows = {} if read_ahead is None else await read_ahead
         finally:
-            if keyword is not None:
-                await _discard(keyword)
+            for task in (keyword, read_ahead):
+                if task is not None:
+                    await _discard(task)
         fused = reciprocal_rank_fusion(
             ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
             k=self.config.rrf_k,
         )
-        scored = await self._scored(fused, vector, sims, threshold, top_k + 5)
+        scored = await self._scored(fused, vector, sims, threshold, top_k + 5, rows)
         results: list[SearchResult] = []
         for score, candidate, row in scored:
             memory = row.load()
@@ -827,7 +834,7 @@ class HierarchicalMemory:
 
     async def _scored(
         self, fused: list[FusedCandidate], vector: np.ndarray[Any, Any], sims: dict[int, float],
-        threshold: float, wanted: int,
+        threshold: float, wanted: int, rows: dict[int, RankingRow],
     ) -> list[tuple[float, FusedCandidate, RankingRow]]:
         """(final score, candidate, its row) of the best ``wanted`` fused
         candidates, best first, read from the store in fused order until the
@@ -837,7 +844,8 @@ class HierarchicalMemory:
         candidate that can beat the ``wanted``-th fused score (boosts are at
         least 1), which is usually all it takes; later ones ``wanted`` at a time.
         Candidates below ``threshold`` similarity are left out; ``sims`` gains
-        the similarity of every candidate read."""
+        the similarity of every candidate read. ``rows`` holds those already
+        read (it gains the others read)."""
         config = self.config
         ceiling = max_boost(config.importance_weight, config.recency_weight)
         now = utc_now()
@@ -847,7 +855,9 @@ class HierarchicalMemory:
             fused, -fused[wanted - 1].rrf / ceiling, key=lambda c: -c.rrf)
         while start < len(fused) and (len(scored) < wanted or fused[start].rrf * ceiling >= scored[wanted - 1][0]):
             batch, start, size = fused[start:start + size], start + size, wanted
-            rows = await self.store.ranking_rows([c.label for c in batch], vector)
+            unread = [c.label for c in batch if c.label not in rows]
+            if unread:
+                rows.update(await self.store.ranking_rows(unread, vector))
             for candidate in batch:
                 row = rows.get(candidate.label)
                 if row is None or sims.setdefault(candidate.label, row.similarity) < threshold:
@@ -1007,8 +1017,9 @@ async def _discard(task: asyncio.Future[Any]) -> None:
     """Cancel ``task`` if it still runs, wait for it to end and collect its
     exception (so none is logged as never retrieved). A cancellation of the
     caller itself still propagates."""
-    task.cancel()
-    await asyncio.wait([task])
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
     if not task.cancelled():
         task.exception()
 

@@ -185,9 +185,12 @@ class MemoryStore(Protocol):
     async def embeddings_by_id(self, memory_ids: Sequence[str]) -> dict[str, Vector]:
         """Stored embeddings by memory id."""
 
-    async def ranking_rows(self, labels: Sequence[int], vector: Vector) -> dict[int, RankingRow]:
+    async def ranking_rows(
+        self, labels: Sequence[int], vector: Vector, *, beside: bool = False
+    ) -> dict[int, RankingRow]:
         """What ranking needs of each labelled memory, its similarity to ``vector``
-        included, from one read (missing labels are left out)."""
+        included, from one read (missing labels are left out). ``beside``: the
+        caller is running another read meanwhile (a store may read elsewhere)."""
 
     async def query(self, flt: MemoryFilter) -> list[Memory]:
         """Memories matching a low-level filter."""

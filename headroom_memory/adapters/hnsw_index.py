@@ -9,8 +9,9 @@ stored embeddings, never trusted.
 Search is exact for the reader's visible set: a visible set of up to
 ``exact_search_threshold`` memories is scored exhaustively; a larger one is
 searched with HNSW, asking for as many neighbours as the user's share of the
-index says will hold enough of theirs, kept if they are the user's (their
-labels are kept in memory) and visible (checked against the store). A user
+index and the share of the user's the reader saw last time say will hold
+enough, kept if they are the user's (their labels are kept in memory) and
+visible (checked against the store). A user
 too rare in the index for that, or a reader who sees too few of the
 candidates, is scored exhaustively too. A user who holds many of a large
 store's memories is searched in a graph of their own (:mod:`.user_graphs`).
@@ -46,6 +47,9 @@ _VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between
 _VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
 _MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible set
 _OWNED_LABELS_KEPT = 1_000_000  # labels of large readers' users kept in memory (~70 bytes each)
+_FIRST_SEEN_SHARE = 0.5  # the share of a user's candidates a reader is taken to see until measured ...
+_SEEN_SHARES_KEPT = 4096  # ... for this many readers
+_SPARE = 1.25  # HNSW is asked for this many times the candidates expected to hold k visible ones
 
 
 def _top_k(
@@ -93,6 +97,7 @@ class HNSWVectorIndex:
         self._visible_bytes = 0
         self._owned: OrderedDict[str, tuple[int, set[int]]] = OrderedDict()
         self._owned_count = 0
+        self._seen_shares: OrderedDict[VectorFilter, float] = OrderedDict()
         self._covered = 0
         self._synced_at: Hashable | None = None  # the store's change token when last caught up
         self._dirty = False
@@ -235,14 +240,20 @@ class HNSWVectorIndex:
             own = await self._user_graphs.ready(flt.user_id, self._covered)
         graph, share = (own.graph, 1.0) if own is not None else (index, len(owned) / max(total, 1))
         size = graph.get_current_count()
-        # enough neighbours to hold about 2k of the user's labels if they are spread like everyone's
-        wanted = min(size, max(64, int(2 * k / max(share, 1e-9))))
+        # The graph is searched as widely as for 2k of the user's labels (at least 64) if
+        # they are spread like everyone's, however few candidates are taken from it: enough
+        # to hold k visible ones if the reader sees the share of them they saw last time.
+        ef = max(self._settings.ef_search, min(size, max(64, int(2 * k / max(share, 1e-9)))))
+        seen = self._seen_shares.get(flt, _FIRST_SEEN_SHARE)
+        wanted = min(size, max(k + 8, int(_SPARE * k / max(share * seen, 1e-9))))
         while wanted <= _MAX_CANDIDATES:
             try:
-                labels, sims = await self._run(nearest, graph, vector, wanted, self._settings.ef_search)
+                labels, sims = await self._run(nearest, graph, vector, wanted, ef)
             except RuntimeError:
                 break
-            allowed = await self._store.filter_labels([label for label in labels if label in owned], flt)
+            theirs = [label for label in labels if label in owned]
+            allowed = await self._store.filter_labels(theirs, flt)
+            self._note_seen_share(flt, len(allowed), len(theirs))
             hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]
             if len(hits) >= k or wanted >= size:
                 return hits[:k]
@@ -252,6 +263,14 @@ class HNSWVectorIndex:
         everything = await self._visible_set(flt, token)
         assert everything is not None
         return _top_k(vector, *everything, k)
+
+    def _note_seen_share(self, flt: VectorFilter, seen: int, of: int) -> None:
+        """Keep the share of their user's candidates the reader saw (at least 1 in 100)."""
+        if of:
+            self._seen_shares[flt] = max(seen / of, 0.01)
+            self._seen_shares.move_to_end(flt)
+            if len(self._seen_shares) > _SEEN_SHARES_KEPT:
+                self._seen_shares.popitem(last=False)
 
     async def _owned_labels(self, user_id: str) -> set[int]:
         """Every label the index holds for ``user_id``'s rows (deleted and

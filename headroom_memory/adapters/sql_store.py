@@ -62,6 +62,10 @@ class SqlMemoryStore:
         with one connection runs it there)."""
         return await self._fetchall(sql, params)
 
+    def _counts_written(self) -> bool:
+        """No recall count waits to be written (a store that defers none)."""
+        return True
+
     def _row(self, memory: Memory) -> dict[str, Any]:
         """Insert parameters of a memory (the subclass encodes the embedding)."""
         return row_params(memory)
@@ -271,15 +275,20 @@ class SqlMemoryStore:
         rows = await self._fetchall(self.dialect.select_sql(f"m.seq IN ({names})"), params)
         return dict(memory_from_row(r) for r in rows)
 
-    async def ranking_rows(self, labels: Sequence[int], vector: np.ndarray[Any, Any]) -> dict[int, RankingRow]:
+    async def ranking_rows(
+        self, labels: Sequence[int], vector: np.ndarray[Any, Any], *, beside: bool = False
+    ) -> dict[int, RankingRow]:
         """What ranking needs of each labelled row, its embedding's cosine
         similarity to ``vector`` included, and the memory (built on demand), in
         one read: search reads its candidates a batch at a time and never reads
-        a winner twice."""
+        a winner twice. ``beside``: read aside (see :meth:`_read_aside`) if the
+        recall counts are all written."""
         if not labels:
             return {}
         names, params = self.dialect.in_list("l", list(labels))
-        rows = await self._fetchall(f"SELECT {RANKING_COLUMNS} FROM memories WHERE seq IN ({names})", params)
+        sql = f"SELECT {RANKING_COLUMNS} FROM memories WHERE seq IN ({names})"
+        aside = beside and self._counts_written()
+        rows = await (self._read_aside(sql, params) if aside else self._fetchall(sql, params))
         if not rows:
             return {}
         sims = (self._matrix([r[-1] for r in rows]) @ np.asarray(vector, dtype=np.float32)).tolist()

@@ -93,6 +93,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._lock = asyncio.Lock()  # held by every statement on the connection
         self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written yet
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
+        self._writing_counts = False  # one of them is being written
         self._closed = False
         self.instance_id = ""
 
@@ -229,7 +230,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         """A read on the second connection, beside whatever the first one is
         running (the keyword search, while the vector search checks its
         candidates). It sees every commit, this process's included; not the
-        recall counts still deferred, which no such read needs."""
+        recall counts still deferred (see :meth:`_counts_written`)."""
         reader = self._reader
         if reader is None:  # ":memory:", or closed (which _fetchall reports)
             return await self._fetchall(sql, params)
@@ -255,6 +256,11 @@ class SQLiteMemoryStore(SqlMemoryStore):
             self._flusher = asyncio.ensure_future(self._write_deferred_when_free())
         return {}
 
+    def _counts_written(self) -> bool:
+        """No recall count is waiting or being written: a read on the second
+        connection then sees every count of this process."""
+        return not self._deferred and not self._writing_counts
+
     async def _write_deferred_when_free(self) -> None:
         async with self._lock:
             await self._write_deferred()
@@ -263,11 +269,14 @@ class SQLiteMemoryStore(SqlMemoryStore):
         """Write the pending recall counts (the lock held)."""
         while self._deferred and self._conn is not None:
             sql, params = self._deferred.popleft()
+            self._writing_counts = True
             try:
                 with map_sqlite_errors(self.path):
                     await self._conn.execute_fetchall(sql, params)
             except Exception as exc:
                 logger.warning("a recall count was not saved: %s", exc)
+            finally:
+                self._writing_counts = False
 
     async def change_token(self) -> Hashable | None:
         """(memory-changing transactions of this store, SQLite's ``data_version``):

@@ -207,6 +207,21 @@ async def test_a_recall_count_not_waited_for_is_written_before_the_next_statemen
     assert stored_count() == 2  # close wrote what was left
 
 
+async def test_rows_read_beside_the_keyword_search_carry_the_recall_counts_not_yet_written(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        [label] = (await memory.store.visible_embeddings(VectorFilter(user_id="alice")))[0]
+        for expected, let_it_start in ((1, False), (2, True)):
+            await memory.store.record_access([cat.id], utc_now(), wait=False)  # written later
+            if let_it_start:
+                await asyncio.sleep(0)  # the count is being written now
+            rows = await memory.store.ranking_rows([label], cat.embedding, beside=True)
+            assert rows[label].load().access_count == expected
+            assert rows[label].similarity == pytest.approx(1.0, abs=1e-5)
+
+
 async def test_a_recall_count_that_cannot_be_written_is_logged_and_breaks_nothing(
     db_path: Path, embedder: LocalEmbedder, caplog: pytest.LogCaptureFixture
 ) -> None:

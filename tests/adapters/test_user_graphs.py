@@ -138,6 +138,27 @@ async def test_a_session_reader_gets_only_their_visible_rows_from_the_users_grap
         assert len(found) == 10
 
 
+async def test_a_reader_who_suddenly_sees_few_of_the_users_rows_still_gets_the_nearest_visible(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """The graph is asked for as many candidates as the share the reader saw
+    last time says hold k; when that share drops it asks again for more."""
+    async with await HierarchicalMemory.create(config(tmp_path), embedder=embedder) as memory:
+        vectors = await fill(memory, embedder.dimension)
+        query = unit(vectors[0] + vectors[10])
+        await search(memory, query, 40)
+        await memory.vector_index.wait_for_user_graphs()
+        assert await search(memory, query, 40) == await exact_top(memory, BIG, query, 40)  # they saw all
+        labels = (await memory.store.visible_embeddings(BIG))[0]
+        by_label = await memory.store.get_by_labels(labels)
+        for position, label in enumerate(labels):
+            if position % 5:  # four in five of big's rows go
+                await memory.delete(by_label[label].id)
+        for other in (query, unit(vectors[20] - vectors[30])):
+            found = await search(memory, other, 40)
+            assert len(found) == 40 and found == await exact_top(memory, BIG, other, 40)
+
+
 async def test_rebuilding_the_index_drops_the_users_graphs(tmp_path: Path, embedder: LocalEmbedder) -> None:
     async with await HierarchicalMemory.create(config(tmp_path), embedder=embedder) as memory:
         vectors = await fill(memory, embedder.dimension)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from headroom_memory import (
     MemoryFilter,
     MemoryNotFoundError,
     NewMemory,
+    SearchResult,
 )
 from headroom_memory.adapters import LocalEmbedder
 
@@ -63,6 +66,49 @@ async def test_every_mode_finds_an_exact_keyword(memory: HierarchicalMemory, mod
     await memory.add("The weather was nice", "alice")
     hits = await memory.search("Apollo", "alice", mode=mode)  # type: ignore[arg-type]
     assert hits[0].memory.content == "Project Apollo uses React"
+
+
+async def test_a_hybrid_search_ranks_the_same_whichever_search_ends_first(
+    memory: HierarchicalMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best vector hits' rows are read while a slower keyword search runs."""
+    for fact in ["Prefers Python for backend work", "Has a golden retriever named Biscuit",
+                 "Is training for the Berlin marathon", "Lives in a flat in Lisbon",
+                 "Biscuit the retriever hates the rain", "Ran the Lisbon half marathon in May",
+                 "Writes Rust at work but Python at home", "Her flat has a small balcony"]:
+        await memory.add(fact, "alice")
+    read_beside: list[int] = []
+    ranking_rows = memory.store.ranking_rows
+
+    async def counted(labels: list[int], vector: np.ndarray, *, beside: bool = False) -> dict:  # type: ignore[type-arg]
+        read_beside.extend(labels if beside else [])
+        return await ranking_rows(labels, vector, beside=beside)
+
+    monkeypatch.setattr(memory.store, "ranking_rows", counted)
+
+    def delayed(search):  # type: ignore[no-untyped-def]
+        async def later(*args, **kwargs):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.05)
+            return await search(*args, **kwargs)
+        return later
+
+    def ranked(results: list[SearchResult]) -> list[tuple[str, object, float, int | None, int | None]]:
+        # the scores of the second search have aged by the delay (recency)
+        return [(r.memory.id, pytest.approx(r.score, rel=1e-6), r.similarity, r.vector_rank, r.text_rank)
+                for r in results]
+
+    for query in ["Biscuit the dog", "marathon in Lisbon", "which language for work"]:
+        with monkeypatch.context() as patch:
+            patch.setattr(memory.vector_index, "search", delayed(memory.vector_index.search))
+            keyword_first = await memory.search(query, "alice", top_k=4)
+        assert not read_beside
+        if memory.cache is not None:
+            memory.cache.clear()  # not answered from the cache
+        with monkeypatch.context() as patch:
+            patch.setattr(memory.text_index, "search", delayed(memory.text_index.search))
+            vector_first = await memory.search(query, "alice", top_k=4)
+        assert read_beside and ranked(vector_first) == ranked(keyword_first)
+        read_beside.clear()
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
