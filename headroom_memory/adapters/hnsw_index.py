@@ -47,8 +47,7 @@ _VISIBLE_CACHE_BYTES = 64 << 20  # embeddings of small visible sets kept between
 _VISIBLE_CACHE_ENTRIES = 4096  # ... for at most this many readers
 _MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible set
 _OWNED_LABELS_KEPT = 1_000_000  # labels of large readers' users kept in memory (~70 bytes each)
-_FIRST_SEEN_SHARE = 0.5  # the share of a user's candidates a reader is taken to see until measured ...
-_SEEN_SHARES_KEPT = 4096  # ... for this many readers
+_SEEN_SHARES_KEPT = 4096  # the share of their user's candidates each of this many readers saw last
 _SPARE = 1.25  # HNSW is asked for this many times the candidates expected to hold k visible ones
 
 
@@ -242,10 +241,12 @@ class HNSWVectorIndex:
         size = graph.get_current_count()
         # The graph is searched as widely as for 2k of the user's labels (at least 64) if
         # they are spread like everyone's, however few candidates are taken from it: enough
-        # to hold k visible ones if the reader sees the share of them they saw last time.
+        # to hold k visible ones if the reader sees the share of them they saw last time
+        # (2k of the user's until a reader's first search).
         ef = max(self._settings.ef_search, min(size, max(64, int(2 * k / max(share, 1e-9)))))
-        seen = self._seen_shares.get(flt, _FIRST_SEEN_SHARE)
-        wanted = min(size, max(k + 8, int(_SPARE * k / max(share * seen, 1e-9))))
+        seen = self._seen_shares.get(flt)
+        theirs_wanted = 2 * k if seen is None else _SPARE * k / seen
+        wanted = min(size, max(k + 8, int(theirs_wanted / max(share, 1e-9))))
         while wanted <= _MAX_CANDIDATES:
             try:
                 labels, sims = await self._run(nearest, graph, vector, wanted, ef)
