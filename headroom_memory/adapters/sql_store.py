@@ -62,10 +62,6 @@ class SqlMemoryStore:
         with one connection runs it there)."""
         return await self._fetchall(sql, params)
 
-    def _counts_written(self) -> bool:
-        """No recall count waits to be written (a store that defers none)."""
-        return True
-
     def _row(self, memory: Memory) -> dict[str, Any]:
         """Insert parameters of a memory (the subclass encodes the embedding)."""
         return row_params(memory)
@@ -281,14 +277,12 @@ class SqlMemoryStore:
         """What ranking needs of each labelled row, its embedding's cosine
         similarity to ``vector`` included, and the memory (built on demand), in
         one read: search reads its candidates a batch at a time and never reads
-        a winner twice. ``beside``: read aside (see :meth:`_read_aside`) if the
-        recall counts are all written."""
+        a winner twice. ``beside``: read aside (see :meth:`_read_aside`)."""
         if not labels:
             return {}
         names, params = self.dialect.in_list("l", list(labels))
         sql = f"SELECT {RANKING_COLUMNS} FROM memories WHERE seq IN ({names})"
-        aside = beside and self._counts_written()
-        rows = await (self._read_aside(sql, params) if aside else self._fetchall(sql, params))
+        rows = await (self._read_aside(sql, params) if beside else self._fetchall(sql, params))
         if not rows:
             return {}
         sims = (self._matrix([r[-1] for r in rows]) @ np.asarray(vector, dtype=np.float32)).tolist()

@@ -7,9 +7,10 @@ commit in increasing order across processes and an index can catch up on
 ``seq > last_seen``.
 
 Every statement runs on one aiosqlite connection, one at a time (``_lock``),
-except two reads: the visibility check of search candidates (``filter_labels``),
-on a second connection so the vector search's need not queue behind the keyword
-search, and the change token, read on the event loop itself while no statement runs.
+except the reads a search makes beside its keyword search (the visibility check
+of vector candidates, the ranking rows of the best of them), on a second
+connection so they need not queue behind it, and the change token, read on the
+event loop itself while no statement runs.
 """
 
 from __future__ import annotations
@@ -91,9 +92,8 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._raw: sqlite3.Connection | None = None  # the same connection, for reads on the event loop
         self._reader: aiosqlite.Connection | None = None  # a second one, for reads that must not queue
         self._lock = asyncio.Lock()  # held by every statement on the connection
-        self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written yet
+        self._deferred: deque[tuple[str, dict[str, Any]]] = deque()  # recall counts not written (or being written)
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
-        self._writing_counts = False  # one of them is being written
         self._closed = False
         self.instance_id = ""
 
@@ -229,10 +229,11 @@ class SQLiteMemoryStore(SqlMemoryStore):
     async def _read_aside(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         """A read on the second connection, beside whatever the first one is
         running (the keyword search, while the vector search checks its
-        candidates). It sees every commit, this process's included; not the
-        recall counts still deferred (see :meth:`_counts_written`)."""
+        candidates). It sees every commit, this process's included; while a
+        recall count is still to be written (or being written) it runs on the
+        first connection instead, after that write."""
         reader = self._reader
-        if reader is None:  # ":memory:", or closed (which _fetchall reports)
+        if reader is None or self._deferred:  # None: ":memory:", or closed (which _fetchall reports)
             return await self._fetchall(sql, params)
         with map_sqlite_errors(self.path):
             return list(await reader.execute_fetchall(sql, params))
@@ -256,27 +257,22 @@ class SQLiteMemoryStore(SqlMemoryStore):
             self._flusher = asyncio.ensure_future(self._write_deferred_when_free())
         return {}
 
-    def _counts_written(self) -> bool:
-        """No recall count is waiting or being written: a read on the second
-        connection then sees every count of this process."""
-        return not self._deferred and not self._writing_counts
-
     async def _write_deferred_when_free(self) -> None:
         async with self._lock:
             await self._write_deferred()
 
     async def _write_deferred(self) -> None:
-        """Write the pending recall counts (the lock held)."""
+        """Write the pending recall counts (the lock held); each leaves the
+        queue once written (or failed), so an empty queue means all are written."""
         while self._deferred and self._conn is not None:
-            sql, params = self._deferred.popleft()
-            self._writing_counts = True
+            sql, params = self._deferred[0]
             try:
                 with map_sqlite_errors(self.path):
                     await self._conn.execute_fetchall(sql, params)
             except Exception as exc:
                 logger.warning("a recall count was not saved: %s", exc)
             finally:
-                self._writing_counts = False
+                self._deferred.popleft()
 
     async def change_token(self) -> Hashable | None:
         """(memory-changing transactions of this store, SQLite's ``data_version``):

@@ -213,13 +213,17 @@ async def test_rows_read_beside_the_keyword_search_carry_the_recall_counts_not_y
     async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
         cat = await memory.add("Has a cat called Miso", "alice")
         [label] = (await memory.store.visible_embeddings(VectorFilter(user_id="alice")))[0]
-        for expected, let_it_start in ((1, False), (2, True)):
-            await memory.store.record_access([cat.id], utc_now(), wait=False)  # written later
-            if let_it_start:
-                await asyncio.sleep(0)  # the count is being written now
+        await memory.store.record_access([cat.id], utc_now(), wait=False)  # not written yet
+        rows = await memory.store.ranking_rows([label], cat.embedding, beside=True)
+        assert rows[label].load().access_count == 1
+        assert rows[label].similarity == pytest.approx(1.0, abs=1e-5)
+        with contextlib.closing(sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)) as other:
+            other.execute("BEGIN IMMEDIATE")  # another writer: the next count's write waits for it
+            await memory.store.record_access([cat.id], utc_now(), wait=False)
+            await asyncio.sleep(0.05)  # that write has begun (and waits)
+            asyncio.get_running_loop().call_later(0.2, other.execute, "ROLLBACK")
             rows = await memory.store.ranking_rows([label], cat.embedding, beside=True)
-            assert rows[label].load().access_count == expected
-            assert rows[label].similarity == pytest.approx(1.0, abs=1e-5)
+        assert rows[label].load().access_count == 2
 
 
 async def test_a_recall_count_that_cannot_be_written_is_logged_and_breaks_nothing(
