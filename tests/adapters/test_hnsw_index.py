@@ -3,7 +3,9 @@ with rows other connections committed, and exact for the visible set."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,27 @@ async def test_a_reader_who_grows_past_the_exact_threshold_and_shrinks_back_gets
         for memory_added in added[:5]:  # back to 3
             await memory.delete(memory_added.id)
             assert await nearest_three() == await expected()
+
+
+async def test_a_search_queues_behind_the_index_worker_instead_of_reading_a_graph_beside_it(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """A narrow graph query runs on the event loop only while the index's worker
+    thread is idle; while a job of it runs (one that may be growing a graph), the
+    search waits behind that job, so a graph is never read while it is written."""
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
+    owners = ["big" if i % 10 == 0 else f"other-{i % 40}" for i in range(3000)]
+    async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
+        await big_store(memory, vectors, owners)
+        query = vectors[0] / np.linalg.norm(vectors[0])
+        reader = VectorFilter(user_id="big")
+        expected = await memory.vector_index.search(query, reader, 10)
+        release = threading.Event()
+        busy = asyncio.ensure_future(memory.vector_index._run(release.wait, 10.0))
+        search = asyncio.ensure_future(memory.vector_index.search(query, reader, 10))
+        await asyncio.sleep(0.2)
+        assert not search.done()
+        release.set()
+        assert await search == expected
+        assert await busy
