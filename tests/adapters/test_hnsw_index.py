@@ -162,6 +162,15 @@ async def big_store(memory: HierarchicalMemory, vectors: np.ndarray, owners: lis
                           batch_size=1000, dedup=False)
 
 
+def spread_store(
+    dimension: int, seed: int, owner: str, every: int
+) -> tuple[np.random.Generator, np.ndarray, list[str]]:
+    """3000 random vectors, every ``every``-th one ``owner``'s and the rest 40 other users'."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(3000, dimension)).astype(np.float32)
+    return rng, vectors, [owner if i % every == 0 else f"other-{i % 40}" for i in range(3000)]
+
+
 def exact_top(labels: list[int], matrix: np.ndarray, query: np.ndarray, k: int) -> list[int]:
     return [labels[i] for i in np.argsort(-(matrix @ query))[:k]]
 
@@ -172,9 +181,7 @@ async def test_a_user_too_rare_for_hnsw_candidates_is_scored_exactly(
     """A user holding 2% of the index would need more HNSW candidates than the
     cap (lowered here) to find 40 of theirs: their visible set is scored exactly."""
     monkeypatch.setattr(hnsw_index, "_MAX_CANDIDATES", 200)
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
-    owners = ["mid" if i % 50 == 0 else f"other-{i % 40}" for i in range(3000)]
+    _, vectors, owners = spread_store(embedder.dimension, 3, "mid", 50)
     async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
         await big_store(memory, vectors, owners)
         query = vectors[0] / np.linalg.norm(vectors[0])
@@ -188,9 +195,7 @@ async def test_a_large_users_new_and_deleted_rows_show_in_the_next_search(
 ) -> None:
     """The labels kept per large user catch up with rows added after a search,
     and a deleted row is not returned although the index still holds it."""
-    rng = np.random.default_rng(5)
-    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
-    owners = ["big" if i % 10 == 0 else f"other-{i % 40}" for i in range(3000)]
+    rng, vectors, owners = spread_store(embedder.dimension, 5, "big", 10)
     async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
         await big_store(memory, vectors, owners)
         query = rng.normal(size=embedder.dimension).astype(np.float32)
@@ -247,9 +252,7 @@ async def test_a_search_queues_behind_the_index_worker_instead_of_reading_a_grap
     """A narrow graph query runs on the event loop only while the index's worker
     thread is idle; while a job of it runs (one that may be growing a graph), the
     search waits behind that job, so a graph is never read while it is written."""
-    rng = np.random.default_rng(11)
-    vectors = rng.normal(size=(3000, embedder.dimension)).astype(np.float32)
-    owners = ["big" if i % 10 == 0 else f"other-{i % 40}" for i in range(3000)]
+    _, vectors, owners = spread_store(embedder.dimension, 11, "big", 10)
     async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
         await big_store(memory, vectors, owners)
         query = vectors[0] / np.linalg.norm(vectors[0])
