@@ -6,7 +6,7 @@ import asyncio
 import bisect
 import logging
 import uuid
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -57,6 +57,7 @@ logger = logging.getLogger("headroom_memory")
 
 SearchMode = Literal["hybrid", "vector", "text"]
 _MODES = ("hybrid", "vector", "text")
+_ReadAhead = tuple[set[int], "asyncio.Future[dict[int, RankingRow]]"]  # labels, and the read of their rows
 
 
 class HierarchicalMemory:
@@ -801,7 +802,7 @@ class HierarchicalMemory:
             keyword = asyncio.ensure_future(self.text_index.search(query, reader, pool, token=token))
         ranked: dict[str, list[tuple[int, float]]] = {}
         sims: dict[int, float] = {}
-        read_ahead: asyncio.Future[dict[int, RankingRow]] | None = None
+        ahead: _ReadAhead | None = None
         try:
             if mode in ("hybrid", "vector"):
                 hits = await self.vector_index.search(vector, reader, pool, token=token)
@@ -809,19 +810,18 @@ class HierarchicalMemory:
                 sims.update(hits)
                 if keyword is not None and not keyword.done():
                     best = [label for label, _ in hits[:top_k + 5]]
-                    read_ahead = asyncio.ensure_future(self.store.ranking_rows(best, vector, beside=True))
+                    ahead = (set(best), asyncio.ensure_future(self.store.ranking_rows(best, vector, beside=True)))
             if keyword is not None:
                 ranked["text"] = await keyword
-            rows = {} if read_ahead is None else await read_ahead
+            fused = reciprocal_rank_fusion(
+                ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
+                k=self.config.rrf_k,
+            )
+            scored = await self._scored(fused, vector, sims, threshold, top_k + 5, ahead)
         finally:
-            for task in (keyword, read_ahead):
+            for task in (keyword, None if ahead is None else ahead[1]):
                 if task is not None:
                     await _discard(task)
-        fused = reciprocal_rank_fusion(
-            ranked, {"vector": self.config.vector_weight, "text": self.config.text_weight},
-            k=self.config.rrf_k,
-        )
-        scored = await self._scored(fused, vector, sims, threshold, top_k + 5, rows)
         results: list[SearchResult] = []
         for score, candidate, row in scored:
             memory = row.load()
@@ -834,7 +834,7 @@ class HierarchicalMemory:
 
     async def _scored(
         self, fused: list[FusedCandidate], vector: np.ndarray[Any, Any], sims: dict[int, float],
-        threshold: float, wanted: int, rows: dict[int, RankingRow],
+        threshold: float, wanted: int, ahead: _ReadAhead | None,
     ) -> list[tuple[float, FusedCandidate, RankingRow]]:
         """(final score, candidate, its row) of the best ``wanted`` fused
         candidates, best first, read from the store in fused order until the
@@ -844,19 +844,25 @@ class HierarchicalMemory:
         candidate that can beat the ``wanted``-th fused score (boosts are at
         least 1), which is usually all it takes; later ones ``wanted`` at a time.
         Candidates below ``threshold`` similarity are left out; ``sims`` gains
-        the similarity of every candidate read. ``rows`` holds those already
-        read (it gains the others read)."""
+        the similarity of every candidate read. ``ahead``: the labels whose rows
+        are being read already, and that read; a batch needing any of them
+        waits for it while the store reads the batch's others."""
         config = self.config
         ceiling = max_boost(config.importance_weight, config.recency_weight)
         now = utc_now()
         scored: list[tuple[float, FusedCandidate, RankingRow]] = []
+        rows: dict[int, RankingRow] = {}
         start = 0
         size = wanted if len(fused) <= wanted else bisect.bisect_right(
             fused, -fused[wanted - 1].rrf / ceiling, key=lambda c: -c.rrf)
         while start < len(fused) and (len(scored) < wanted or fused[start].rrf * ceiling >= scored[wanted - 1][0]):
             batch, start, size = fused[start:start + size], start + size, wanted
-            unread = [c.label for c in batch if c.label not in rows]
-            if unread:
+            pending = set() if ahead is None else ahead[0]
+            unread = [c.label for c in batch if c.label not in rows and c.label not in pending]
+            if ahead is not None and any(c.label in pending for c in batch):
+                rows.update(await _joined(self.store.ranking_rows(unread, vector), ahead[1]))
+                ahead = None
+            elif unread:
                 rows.update(await self.store.ranking_rows(unread, vector))
             for candidate in batch:
                 row = rows.get(candidate.label)
@@ -1011,6 +1017,18 @@ class _VectorGroup:
 
     def similarities(self, vector: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.asarray(self._matrix[: len(self.members)] @ vector)
+
+
+async def _joined(
+    read: Awaitable[dict[int, RankingRow]], running: asyncio.Future[dict[int, RankingRow]]
+) -> dict[int, RankingRow]:
+    """The rows of a read started now and of one ``running`` already, the
+    first read while the second completes."""
+    task = asyncio.ensure_future(read)
+    try:
+        return {**await running, **await task}
+    finally:
+        await _discard(task)
 
 
 async def _discard(task: asyncio.Future[Any]) -> None:
