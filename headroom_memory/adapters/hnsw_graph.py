@@ -89,7 +89,7 @@ def nearest(
                 labels, distances = graph.knn_query(vector, k=n, num_threads=1)
             except RuntimeError:
                 continue
-            return [int(x) for x in labels[0]], [1.0 - float(d) for d in distances[0]]
+            return labels[0].tolist(), (1.0 - distances[0].astype(np.float64)).tolist()
         raise RuntimeError(f"the graph returned fewer than {n} neighbours")
     finally:
         graph.set_ef(ef_search)
