@@ -14,7 +14,7 @@ import pytest
 from headroom_memory import HierarchicalMemory, MemoryConfig, NewMemory
 from headroom_memory.adapters import HNSWVectorIndex, LocalEmbedder, hnsw_index
 from headroom_memory.adapters.hnsw_graph import GraphSettings, add_rows
-from headroom_memory.errors import VectorIndexError
+from headroom_memory.errors import MemoryClosedError, VectorIndexError
 from headroom_memory.ports import VectorFilter
 
 TOPICS = [
@@ -266,3 +266,6 @@ async def test_a_search_queues_behind_the_index_worker_instead_of_reading_a_grap
         release.set()
         assert await search == expected
         assert await busy
+        await memory.vector_index.close()
+        with pytest.raises(MemoryClosedError):
+            await memory.vector_index.search(query, reader, 10)
