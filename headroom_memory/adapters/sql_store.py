@@ -62,6 +62,14 @@ class SqlMemoryStore:
         with one connection runs it there)."""
         return await self._fetchall(sql, params)
 
+    async def _search_read(
+        self, sql: str, params: Mapping[str, Any], *, beside: bool = False
+    ) -> list[Sequence[Any]]:
+        """A short read of a search's (bounded by a LIMIT or a list of labels);
+        ``beside``: it need not wait for the store's other statements (see
+        :meth:`_read_aside`). A store may run such reads more cheaply."""
+        return await (self._read_aside(sql, params) if beside else self._fetchall(sql, params))
+
     def _row(self, memory: Memory) -> dict[str, Any]:
         """Insert parameters of a memory (the subclass encodes the embedding)."""
         return row_params(memory)
@@ -282,7 +290,7 @@ class SqlMemoryStore:
             return {}
         names, params = self.dialect.in_list("l", list(labels))
         sql = f"SELECT {RANKING_COLUMNS} FROM memories WHERE seq IN ({names})"
-        rows = await (self._read_aside(sql, params) if beside else self._fetchall(sql, params))
+        rows = await self._search_read(sql, params, beside=beside)
         if not rows:
             return {}
         sims = (self._matrix([r[-1] for r in rows]) @ np.asarray(vector, dtype=np.float32)).tolist()
@@ -370,8 +378,8 @@ class SqlMemoryStore:
             return set()
         where, params = self.dialect.visibility_clause(flt, self._now())
         names, lparams = self.dialect.in_list("l", list(labels))
-        rows = await self._read_aside(
-            f"SELECT m.seq FROM memories m WHERE m.seq IN ({names}) AND {where}", {**params, **lparams})
+        rows = await self._search_read(
+            f"SELECT m.seq FROM memories m WHERE m.seq IN ({names}) AND {where}", {**params, **lparams}, beside=True)
         return {int(r[0]) for r in rows}
 
     async def user_labels(self, user_id: str, after: int, upto: int) -> list[int]:

@@ -6,11 +6,18 @@ AUTOINCREMENT key) that only grows; SQLite has one writer at a time, so labels
 commit in increasing order across processes and an index can catch up on
 ``seq > last_seen``.
 
-Every statement runs on one aiosqlite connection, one at a time (``_lock``),
-except the reads a search makes beside its keyword search (the visibility check
-of vector candidates, the ranking rows of the best of them), on a second
-connection so they need not queue behind it, and the change token, read on the
-event loop itself while no statement runs.
+Every statement runs on one aiosqlite connection's thread, one at a time
+(``_lock``), except reads made right on the event loop, on that same
+connection, while no statement runs on it (the lock is free) and without
+waiting for a busy file (such a read goes to the thread): the change token, and
+a search's short reads (word counts, the keyword search, the visibility check
+of vector candidates, ranking rows; each bounded by a LIMIT or a list of
+labels) unless a recall count still waits to be written (the read must see
+it). Each takes a fraction of a millisecond, and the hops to the thread and
+back cost more (0.5 ms of a large user's injection, 1M-memory store, 2 cores).
+A search's reads beside its keyword search (the visibility check, the best
+vector hits' rows) that find the connection busy go to a second connection, so
+they need not queue behind it.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from .sqlite_sql import SCHEMA, SCHEMA_VERSION, fts_match, user_key
 __all__ = ["SQLiteMemoryStore", "map_sqlite_errors"]
 
 logger = logging.getLogger("headroom_memory")
+
+_SHORT_COUNT = 10_000  # posting lists counted up to this many rows are a search's short read
 
 
 @contextlib.contextmanager
@@ -115,7 +124,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
                 opened.append(self)
 
         with map_sqlite_errors(self.path):
-            # check_same_thread=False: change_token reads on the event loop while no statement runs.
+            # check_same_thread=False: searches read on the event loop while no statement runs.
             self._conn = await self._connect(check_same_thread=False, factory=_Kept)
             self._raw = opened[0]
             try:
@@ -282,23 +291,30 @@ class SQLiteMemoryStore(SqlMemoryStore):
         Read on the event loop when no statement is running on the connection
         (a few microseconds, against 0.06-0.3 ms for a round trip to its
         thread); it never waits there for a lock: a busy file is read on the thread."""
-        version = self._data_version_now() if self._raw is not None and not self._lock.locked() else None
-        if version is None:
+        rows = self._read_here("PRAGMA data_version", {})
+        if rows is None:
             rows = await self._fetchall("PRAGMA data_version", counts_first=False)  # recall counts change no token
-            version = int(rows[0][0])
-        return (self._changes, version)
+        return (self._changes, int(rows[0][0]))
 
-    def _data_version_now(self) -> int | None:
-        """``PRAGMA data_version`` read right here with no busy wait; None if
-        the read failed (a busy file, or worse: the read on SQLite's thread
-        then waits, or reports it as a StorageError). Only while no statement
-        runs (the lock is free)."""
+    async def _search_read(self, sql: str, params: Mapping[str, Any], *, beside: bool = False) -> list[Any]:
+        """Right here on the event loop while the connection is idle and no
+        recall count waits to be written (a read after one must see it);
+        otherwise on the connection's thread, or beside it on the second one."""
+        rows = None if self._deferred else self._read_here(sql, params)
+        return rows if rows is not None else await super()._search_read(sql, params, beside=beside)
+
+    def _read_here(self, sql: str, params: Mapping[str, Any]) -> list[Any] | None:
+        """The rows of a read run right here on the event loop, with no busy
+        wait, while no statement runs on the connection (the lock is free);
+        None if it is not free or the read failed (a busy file, or worse: the
+        read on SQLite's thread then waits, or reports it as a StorageError)."""
         raw = self._raw
-        assert raw is not None
+        if raw is None or self._lock.locked():
+            return None
         try:
             raw.execute("PRAGMA busy_timeout = 0")
             try:
-                return int(raw.execute("PRAGMA data_version").fetchone()[0])
+                return raw.execute(sql, params).fetchall()
             finally:
                 raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         except sqlite3.Error:
@@ -336,7 +352,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
             return await self._joined_text_search(f"content : ({terms})", flt, limit)
         match = fts_match(terms, flt.user_id)
         wanted = 4 * limit
-        rows = await self._fetchall(
+        rows = await self._search_read(
             "SELECT rowid, bm25(memories_fts, 1.0, 0.0) AS rank FROM memories_fts "
             "WHERE memories_fts MATCH :match ORDER BY rank LIMIT :limit",
             {"match": match, "limit": wanted},
@@ -358,7 +374,7 @@ class SQLiteMemoryStore(SqlMemoryStore):
         questions of the 100,000-memory user, 200 matches each, 1.4-1.6 -> 0.9-1.0 ms)."""
         where, params = self.dialect.visibility_clause(flt, self._now())
         rank, order = ("0", "memories_fts.rowid DESC") if newest else ("bm25(memories_fts, 1.0, 0.0)", "rank")
-        rows = await self._fetchall(
+        rows = await self._search_read(
             f"SELECT m.seq, {rank} AS rank FROM memories_fts "
             f"JOIN memories m INDEXED BY idx_memories_visible ON m.seq = memories_fts.rowid "
             f"WHERE memories_fts MATCH :match AND {where} ORDER BY {order} LIMIT :limit",
@@ -388,7 +404,9 @@ class SQLiteMemoryStore(SqlMemoryStore):
         counts = ", ".join(
             f"(SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH :m{i} LIMIT :cap))"
             for i in range(len(matches)))
-        rows = await self._fetchall(f"SELECT {counts}", {"cap": cap, **{f"m{i}": m for i, m in enumerate(matches)}})
+        params = {"cap": cap, **{f"m{i}": m for i, m in enumerate(matches)}}
+        short = cap <= _SHORT_COUNT  # counting longer posting lists is not a short read
+        rows = await (self._search_read if short else self._fetchall)(f"SELECT {counts}", params)
         return [int(count) for count in rows[0]]
 
 

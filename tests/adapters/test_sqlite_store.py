@@ -243,6 +243,27 @@ async def test_a_recall_count_that_cannot_be_written_is_logged_and_breaks_nothin
         assert (await memory.get(cat.id)).access_count == 1
 
 
+async def test_a_search_never_reads_a_transaction_still_open_on_the_connection(
+    db_path: Path, embedder: LocalEmbedder
+) -> None:
+    """A search reads on the event loop, on the store's own connection, only
+    while no statement runs there: one beside an open transaction waits for it."""
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        home = await memory.add("Lives in a flat in Lisbon", "alice")
+        assert await memory.text_search("flat", "alice")  # counted: her rows (a long read, on the thread)
+        with pytest.raises(RuntimeError, match="rolled back"):
+            async with memory.store._transaction() as tx:
+                await tx.execute("UPDATE memories SET content = 'Lives in a flat in Paris' WHERE id = :id",
+                                 {"id": home.id})
+                searches = [asyncio.ensure_future(memory.text_search("Paris", "alice")),
+                            asyncio.ensure_future(memory.search("Where is her flat?", "alice"))]
+                await asyncio.sleep(0.3)
+                assert not any(search.done() for search in searches)  # they wait for the transaction to end
+                raise RuntimeError("rolled back")
+        assert [[r.memory.content for r in await search] for search in searches] == [
+            [], ["Lives in a flat in Lisbon"]]
+
+
 async def test_one_add_waits_for_another_writer_and_a_failed_one_stores_nothing(
     db_path: Path, embedder: LocalEmbedder
 ) -> None:
