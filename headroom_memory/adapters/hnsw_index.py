@@ -16,9 +16,9 @@ too rare in the index for that, or a reader who sees too few of the
 candidates, is scored exhaustively too. A user who holds many of a large
 store's memories is searched in a graph of their own (:mod:`.user_graphs`).
 
-Graphs are grown, saved and widely queried on one worker thread; a narrow query
-runs on the event loop itself while that thread is idle (its hop there and back
-costs about as much as the query), never beside a job of the worker's.
+Graphs are grown, saved and queried on one worker thread, one job at a time, so
+a graph is never read while it is written; a search's keyword half runs on the
+event loop meanwhile (hnswlib releases the GIL while it searches).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,10 +53,6 @@ _MAX_CANDIDATES = 8192  # HNSW candidates tried before filtering to the visible 
 _OWNED_LABELS_KEPT = 1_000_000  # labels of large readers' users kept in memory (~70 bytes each)
 _SEEN_SHARES_KEPT = 4096  # the share of their user's candidates each of this many readers saw last
 _SPARE = 1.25  # HNSW is asked for this many times the candidates expected to hold k visible ones
-# A graph query this narrow runs on the event loop when the worker thread is idle: at the
-# ef of 50-80 a search for 40 uses it takes 0.12-0.22 ms in a 100,000-node graph, and the hop
-# to the thread and back cost more (0.44 ms per search, 1M-memory store, 2 cores).
-_ON_LOOP_EF = 256
 
 
 def _top_k(
@@ -112,7 +108,6 @@ class HNSWVectorIndex:
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="headroom-hnsw"
         )
-        self._last_job: Future[Any] | None = None  # the worker runs its jobs in order
         users_folder = None if self.path is None else self.path.with_name(self.path.name + ".users")
         self._user_graphs = UserGraphs(store, self._settings, users_folder, self._run)
 
@@ -121,22 +116,7 @@ class HNSWVectorIndex:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
             raise MemoryClosedError("the vector index is closed")
-        job = self._last_job = self._executor.submit(fn, *args)
-        return await asyncio.wrap_future(job)
-
-    async def _nearest(
-        self, graph: hnswlib.Index, vector: np.ndarray[Any, Any], n: int, ef: int
-    ) -> tuple[list[int], list[float]]:
-        """:func:`nearest`, right here on the event loop when the query is
-        narrow and the worker thread idle (no job of it running or queued, so
-        nothing else touches a graph meanwhile); on the worker otherwise.
-        Tasks ready to run (a search's keyword half) run first, so what they
-        send to other threads runs beside the query."""
-        if max(n, ef) <= _ON_LOOP_EF:
-            await asyncio.sleep(0)
-            if self._executor is not None and (self._last_job is None or self._last_job.done()):
-                return nearest(graph, vector, n, ef)
-        return await self._run(nearest, graph, vector, n, ef)  # which reports a closed index
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _expected_meta(self) -> dict[str, Any]:
         return {"instance_id": self._store.instance_id, "dimension": self.dimension}
@@ -273,7 +253,7 @@ class HNSWVectorIndex:
         wanted = min(size, max(k + 8, int(theirs_wanted / max(share, 1e-9))))
         while wanted <= _MAX_CANDIDATES:
             try:
-                labels, sims = await self._nearest(graph, vector, wanted, ef)
+                labels, sims = await self._run(nearest, graph, vector, wanted, ef)
             except RuntimeError:
                 break
             theirs = [label for label in labels if label in owned]

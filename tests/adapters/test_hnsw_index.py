@@ -249,9 +249,8 @@ async def test_a_reader_who_grows_past_the_exact_threshold_and_shrinks_back_gets
 async def test_a_search_queues_behind_the_index_worker_instead_of_reading_a_graph_beside_it(
     tmp_path: Path, embedder: LocalEmbedder
 ) -> None:
-    """A narrow graph query runs on the event loop only while the index's worker
-    thread is idle; while a job of it runs (one that may be growing a graph), the
-    search waits behind that job, so a graph is never read while it is written."""
+    """While a job of the index's worker thread runs (one that may be growing a
+    graph), a search waits behind that job, so a graph is never read while it is written."""
     _, vectors, owners = spread_store(embedder.dimension, 11, "big", 10)
     async with await HierarchicalMemory.create(hnsw_config(tmp_path / "m.db"), embedder=embedder) as memory:
         await big_store(memory, vectors, owners)
