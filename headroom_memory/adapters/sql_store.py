@@ -57,18 +57,14 @@ class SqlMemoryStore:
     async def _fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
-    async def _read_aside(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-        """A read that need not wait for the store's other statements (a store
-        with one connection runs it there)."""
-        return await self._fetchall(sql, params)
-
     async def _search_read(
         self, sql: str, params: Mapping[str, Any], *, beside: bool = False
     ) -> list[Sequence[Any]]:
-        """A short read of a search's (bounded by a LIMIT or a list of labels);
-        ``beside``: it need not wait for the store's other statements (see
-        :meth:`_read_aside`). A store may run such reads more cheaply."""
-        return await (self._read_aside(sql, params) if beside else self._fetchall(sql, params))
+        """A short read of a search's (bounded by a LIMIT or a list of labels),
+        which a store may run more cheaply than other reads; ``beside``: it need
+        not wait for the store's other statements (a store with one connection
+        runs it there)."""
+        return await self._fetchall(sql, params)
 
     def _row(self, memory: Memory) -> dict[str, Any]:
         """Insert parameters of a memory (the subclass encodes the embedding)."""
@@ -285,7 +281,7 @@ class SqlMemoryStore:
         """What ranking needs of each labelled row, its embedding's cosine
         similarity to ``vector`` included, and the memory (built on demand), in
         one read: search reads its candidates a batch at a time and never reads
-        a winner twice. ``beside``: read aside (see :meth:`_read_aside`)."""
+        a winner twice. ``beside``: see :meth:`_search_read`."""
         if not labels:
             return {}
         names, params = self.dialect.in_list("l", list(labels))
