@@ -39,7 +39,7 @@ from .ports import (
     VectorIndex,
 )
 from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
-from .recall_tally import RecallTally
+from .recall_tally import RecallTally, Tallies
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
 from .validation import (
@@ -93,6 +93,7 @@ class HierarchicalMemory:
         self.embedder = embedder
         self.cache = cache
         self._recalls = RecallTally()  # recalls counted since cached answers were read
+        self._last_reader: tuple[tuple[Any, ...], VectorFilter] | None = None  # see _reader
         self._owns_embedder = owns_embedder
         self._closed = False
 
@@ -743,6 +744,17 @@ class HierarchicalMemory:
         any other, and none of its results expired (the recall counts in a cached
         answer include this process's recalls since it was cached, not other processes').
         """
+        results, then = await self._found(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
+                                          categories, min_importance, mode, subtree)
+        return self._recalls.caught_up(results, then)
+
+    async def _found(
+        self, query: str, user_id: str, session_id: str | None, agent_id: str | None, turn_id: str | None,
+        top_k: int, min_similarity: float, categories: Sequence[MemoryCategory | str] | None,
+        min_importance: float | None, mode: SearchMode, subtree: bool,
+    ) -> tuple[Sequence[SearchResult], Tallies | None]:
+        """:meth:`search`'s results as read or cached, and for cached ones the
+        recall tallies they were cached with (None: read now, nothing to catch up)."""
         self._check_open()
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
@@ -750,22 +762,21 @@ class HierarchicalMemory:
             raise InvalidInputError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
         top_k = check_positive_int(top_k, "top_k")
         threshold = check_similarity(min_similarity)
-        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
-                              categories=categories, min_importance=min_importance, subtree=subtree)
+        reader = self._reader(user_id, session_id, agent_id, turn_id, categories, min_importance, subtree)
         if not query.strip():
-            return []
+            return [], None
         key = ("search", query, reader, top_k, threshold, mode)
         # For the cache and the indexes; read before the query embeds, not during it:
         # any other thread running while the embedder's threads work slows them more than it saves.
         token = await self._change_token()
         self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
-        cached = self._cached_results(key, token)
+        cached = self._cached(key, token)
         if cached is not None:
             return cached
         results = await self._ranked(query, reader, top_k, threshold, mode, token)
         if token is not None and self.cache is not None:
             self.cache.put(key, (token, tuple(results), self._recalls.tallies(results)))
-        return results
+        return results, None
 
     async def _change_token(self) -> Hashable | None:
         """The store's change token; None (no result caching) for a store
@@ -773,10 +784,29 @@ class HierarchicalMemory:
         change_token = getattr(self.store, "change_token", None)
         return None if change_token is None else await change_token()
 
-    def _cached_results(self, key: tuple[Any, ...], token: Hashable | None) -> list[SearchResult] | None:
+    def _reader(
+        self, user_id: str, session_id: str | None, agent_id: str | None, turn_id: str | None,
+        categories: Sequence[MemoryCategory | str] | None, min_importance: float | None, subtree: bool,
+    ) -> VectorFilter:
+        """The reader of a search; the last one again when nothing differs (an
+        assistant searches for the same reader turn after turn)."""
+        # Only ids are compared: a list of categories may change in place, and
+        # True == 1 (a reader checked with subtree=True must not pass subtree=1).
+        plain = categories is None and min_importance is None and (subtree is True or subtree is False)
+        ids = (user_id, session_id, agent_id, turn_id, subtree)
+        last = self._last_reader
+        if plain and last is not None and last[0] == ids:
+            return last[1]
+        reader = VectorFilter(user_id=user_id, session_id=session_id, agent_id=agent_id, turn_id=turn_id,
+                              categories=categories, min_importance=min_importance, subtree=subtree)
+        if plain:
+            self._last_reader = (ids, reader)
+        return reader
+
+    def _cached(self, key: tuple[Any, ...], token: Hashable | None) -> tuple[Sequence[SearchResult], Tallies] | None:
         """The results cached for ``key`` while no memory changed since (same
-        store token) and none of them has expired, with the recalls counted
-        since; otherwise None."""
+        store token) and none of them has expired, with the recall tallies they
+        were cached with; otherwise None."""
         if token is None or self.cache is None:
             return None
         entry = self.cache.get(key)
@@ -785,7 +815,7 @@ class HierarchicalMemory:
         _, results, tallies = entry
         if any(r.memory.is_expired for r in results):
             return None
-        return self._recalls.caught_up(results, tallies)
+        return results, tallies
 
     async def _ranked(
         self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode,
@@ -908,21 +938,23 @@ class HierarchicalMemory:
         A narrower-than-user memory recalled ``bubble_min_recalls`` times is
         promoted one level (recorded, see :meth:`promote`).
         """
-        results = await self.search(query, user_id, session_id, agent_id, turn_id,
-                                    top_k=top_k, min_similarity=min_similarity, categories=categories)
+        results, then = await self._found(query, user_id, session_id, agent_id, turn_id, top_k, min_similarity,
+                                          categories, None, "hybrid", False)
+        before = [r.memory.access_count for r in results]
+        if then is not None:  # cached: add this process's recalls counted since
+            before = [count + missed for count, missed in zip(before, self._recalls.since(results, then))]
         now = utc_now()
         ids = [r.memory.id for r in results]
-        # Each count is one more than the result shows (read now, or cached and caught
-        # up with this process's recalls since), so it is not waited for unless a
+        # Each count is one more than before, so it is not waited for unless a
         # memory may be promoted by it (user-level ones are not).
         promotable = any(r.memory.scope is not ScopeLevel.USER for r in results)
         counts = await self.store.record_access(ids, now, wait=promotable) or {}
         if self.cache is not None and not self._recalls.count(ids, now):
             self.cache.clear()  # too many recalls to tally: cached answers are read again
         recalled: list[Memory] = []
-        for result in results:
+        for result, count in zip(results, before):
             memory = result.memory
-            memory = updated(memory, access_count=counts.get(memory.id, memory.access_count + 1), last_accessed=now)
+            memory = updated(memory, access_count=counts.get(memory.id, count + 1), last_accessed=now)
             if memory.scope is not ScopeLevel.USER and memory.access_count >= self.config.bubble_min_recalls:
                 memory = await self.promote(memory.id, reason=f"recalled {memory.access_count} times")
             recalled.append(memory)

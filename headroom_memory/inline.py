@@ -74,6 +74,8 @@ class InlineMemory:
         self.top_k = check_positive_int(top_k, "top_k")
         self.min_similarity = check_similarity(min_similarity)
         self.max_injected_chars = check_positive_int(max_injected_chars, "max_injected_chars")
+        self._instructions: dict[bool, str] = {}  # by extract, for _instructions_for
+        self._instructions_for = identity
 
     @property
     def allowed_scopes(self) -> list[ScopeLevel]:
@@ -86,6 +88,15 @@ class InlineMemory:
         if self.identity.turn_id is not None:
             scopes.append(ScopeLevel.TURN)
         return scopes
+
+    def _instruction(self, extract: bool) -> str:
+        """:func:`memory_instruction` for this identity, built once."""
+        if self._instructions_for is not self.identity:
+            self._instructions_for, self._instructions = self.identity, {}
+        text = self._instructions.get(extract)
+        if text is None:
+            text = self._instructions[extract] = memory_instruction(self.allowed_scopes, extract=extract)
+        return text
 
     async def prepare(self, query: str, *, extract: bool = True) -> Prepared:
         """Recall what matches ``query`` and build the system text to add."""
@@ -105,8 +116,9 @@ class InlineMemory:
             used += len(memory.content)
             injected.append(memory)
         section, handles = format_memories(injected)
-        text = f"{memory_instruction(self.allowed_scopes, extract=extract)}\n\n{section}"
-        logger.debug("injecting %d memories for %s: %s", len(injected), i.user_id, [m.content for m in injected])
+        text = f"{self._instruction(extract)}\n\n{section}"
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("injecting %d memories for %s: %s", len(injected), i.user_id, [m.content for m in injected])
         return Prepared(text, handles, tuple(injected))
 
     async def absorb(self, blocks: Sequence[str], prepared: Prepared) -> list[Memory]:

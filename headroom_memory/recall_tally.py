@@ -44,9 +44,17 @@ class RecallTally:
         """The tally of each result's memory now (kept with a cached answer)."""
         return tuple(self._counts[r.memory.id][0] if r.memory.id in self._counts else 0 for r in results)
 
-    def caught_up(self, results: Sequence[SearchResult], then: Tallies) -> list[SearchResult]:
+    def since(self, results: Sequence[SearchResult], then: Tallies) -> list[int]:
+        """Recalls of each result's memory counted since the tally was ``then``."""
+        counts = self._counts
+        return [counts[r.memory.id][0] - before if r.memory.id in counts else 0 for r, before in zip(results, then)]
+
+    def caught_up(self, results: Sequence[SearchResult], then: Tallies | None) -> list[SearchResult]:
         """``results`` cached when the tally was ``then``, their recall counts
-        (and last recall times) brought up to date."""
+        (and last recall times) brought up to date; as they are when ``then``
+        is None (just read)."""
+        if then is None:
+            return list(results)
         current = []
         for result, before in zip(results, then):
             tallied = self._counts.get(result.memory.id)

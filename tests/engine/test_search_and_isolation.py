@@ -151,12 +151,25 @@ async def test_a_low_ranked_but_important_memory_can_still_win(config: MemoryCon
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"top_k": 0}, "top_k"), ({"top_k": -3}, "top_k"), ({"min_similarity": 2.0}, "min_similarity"),
-     ({"mode": "fuzzy"}, "mode"), ({"user_id": ""}, "user_id"), ({"categories": ["x"]}, "category")],
+     ({"mode": "fuzzy"}, "mode"), ({"user_id": ""}, "user_id"), ({"categories": ["x"]}, "category"),
+     ({"subtree": 1}, "subtree"), ({"min_importance": True}, "min_importance")],
 )
 async def test_search_rejects_bad_arguments(memory: HierarchicalMemory, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
     args = {"query": "anything", "user_id": "alice", **kwargs}
-    with pytest.raises(InvalidInputError, match=message):
-        await memory.search(**args)
+    for subtree in (True, False):  # the reader of a valid search just made is not reused for a bad one
+        await memory.search("anything", "alice", subtree=subtree)
+        with pytest.raises(InvalidInputError, match=message):
+            await memory.search(**args)
+
+
+async def test_a_category_list_changed_in_place_filters_the_next_search(memory: HierarchicalMemory) -> None:
+    await memory.add("Prefers window seats", "alice", category="preference")
+    await memory.add("Lives in Lisbon", "alice", category="fact")
+    wanted = ["preference"]
+    [first] = await memory.search("seats and city", "alice", categories=wanted)
+    wanted[0] = "fact"
+    [second] = await memory.search("seats and city", "alice", categories=wanted)
+    assert (first.memory.content, second.memory.content) == ("Prefers window seats", "Lives in Lisbon")
 
 
 async def test_an_empty_query_finds_nothing(memory: HierarchicalMemory) -> None:
