@@ -68,7 +68,7 @@ TOPICS = ["an instrument", "food and cooking", "sports", "technology at work", "
           "photography", "money and budgets", "dancing", "volunteering", "languages", "cars", "games"]
 
 
-BULK_ROUNDS = 3
+BULK_ROUNDS = 5
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:
