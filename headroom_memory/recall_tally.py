@@ -56,11 +56,10 @@ class RecallTally:
         if then is None:
             return list(results)
         current = []
-        for result, before in zip(results, then):
-            tallied = self._counts.get(result.memory.id)
-            if tallied is not None and tallied[0] != before:
-                memory = updated(result.memory, access_count=result.memory.access_count + tallied[0] - before,
-                                 last_accessed=tallied[1])
+        for result, missed in zip(results, self.since(results, then)):
+            if missed:
+                memory = updated(result.memory, access_count=result.memory.access_count + missed,
+                                 last_accessed=self._counts[result.memory.id][1])
                 result = updated(result, memory=memory)
             current.append(result)
         return current
