@@ -435,6 +435,10 @@ class HierarchicalMemory:
                 memories = [replace(m, embedding=v) for m, v in zip(batch, vectors)]
                 fresh_rows: list[Memory] = []
                 restated: list[tuple[Memory, Memory]] = []
+                # Restatements of stored memories are counted after the batch's
+                # search for them: each count is a write, and a write makes the
+                # next search read the node's embeddings again.
+                restating: list[tuple[int, Memory, Memory]] = []  # (place in stored, stored twin, restatement)
                 for memory, vector in zip(memories, vectors):
                     twin = batch_twins.find(memory, self.config.dedup_similarity) if dedup else None
                     if twin is not None:
@@ -445,13 +449,17 @@ class HierarchicalMemory:
                     if dedup and await self._node_has_memories(memory, nodes_seen):
                         twin = await self._stored_duplicate(memory, vector)
                     if twin is not None:
-                        stored.append(await self._reinforce(twin, memory))
+                        restating.append((len(stored), twin, memory))
+                        stored.append(twin)  # replaced by the reinforced twin below
                         continue
                     fresh_rows.append(memory)
                     stored.append(memory)
                     if dedup and self.config.dedup_enabled:
                         batch_twins.add(memory, vector)
                 await self.store.insert(fresh_rows)
+                latest: dict[str, Memory] = {}  # a twin restated twice counts both
+                for place, twin, memory in restating:
+                    stored[place] = latest[twin.id] = await self._reinforce(latest.get(twin.id, twin), memory)
                 for twin, memory in restated:
                     await self._reinforce(twin, memory)
                 if bar is not None:

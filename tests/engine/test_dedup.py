@@ -82,3 +82,12 @@ async def test_merges_within_one_import_are_counted_and_reinforced(memory: Hiera
     assert [m.merged for m in result] == [False, True, True]
     stored = await memory.get(result[0].id)
     assert stored.access_count == 2 and (await memory.stats(user_id="eve"))["merged"] == 2
+
+
+async def test_a_stored_fact_restated_twice_in_one_import_counts_both(memory: HierarchicalMemory) -> None:
+    first = await memory.add("Plays the violin", "frank")
+    result = await memory.add_many(["Plays violin", "Has a dog", "Plays the violin."], user_id="frank")
+    assert [(m.id == first.id, m.merged, m.access_count) for m in result] == [
+        (True, True, 1), (False, False, 0), (True, True, 2)]
+    assert (await memory.get(first.id)).access_count == 2
+    assert (await memory.stats(user_id="frank"))["merged"] == 2
