@@ -104,7 +104,6 @@ class SQLiteMemoryStore(SqlMemoryStore):
         self._lock = asyncio.Lock()  # held by every statement on the connection
         self._deferred: deque[tuple[Sequence[str], datetime]] = deque()  # recall counts not written (or being written)
         self._flusher: asyncio.Future[None] | None = None  # writes them when the connection is free
-        self._flush_asked = False  # a flusher is to start on the event loop's next turn
         self._closed = False
         self.instance_id = ""
 
@@ -252,15 +251,14 @@ class SQLiteMemoryStore(SqlMemoryStore):
             return await super().record_access(memory_ids, at)
         self._db  # noqa: B018 - raises MemoryClosedError once closed
         self._deferred.append((memory_ids, at))
-        if not self._flush_asked and (self._flusher is None or self._flusher.done()):
+        if self._flusher is None or self._flusher.done():
             # The flusher's task is made on the loop's next turn, not here: a
             # task costs 70 us on a cold CPU (after a pause), a callback 8 us.
-            self._flush_asked = True
+            # (Two counts in one turn ask twice; the second finds it made.)
             asyncio.get_running_loop().call_soon(self._start_flusher)
         return {}
 
     def _start_flusher(self) -> None:
-        self._flush_asked = False
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._write_deferred_when_free())
 
