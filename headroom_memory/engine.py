@@ -16,7 +16,7 @@ import numpy as np
 
 from .adapters.lru_cache import LRUMemoryCache
 from .config import MemoryConfig
-from .dedup import is_near_duplicate, normalise
+from .dedup import is_near_duplicate
 from .errors import (
     ConfigurationError,
     EmbedderError,
@@ -40,6 +40,7 @@ from .ports import (
 )
 from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
 from .recall_tally import RecallTally, Tallies
+from .restatements import BatchRestatements
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
 from .timeutil import to_utc, utc_now
 from .validation import (
@@ -410,7 +411,8 @@ class HierarchicalMemory:
                 raise InvalidInputError(f"item {index}: {exc}") from None
             given.append(None if item.embedding is None else self._check_vector(item.embedding, index))
         stored: list[Memory] = []
-        batch_twins = _RestatementIndex()
+        merging = dedup and self.config.dedup_enabled
+        kept = BatchRestatements(self.config.dedup_similarity)
         nodes_seen: dict[tuple[Any, ...], bool] = {}
         bar = None
         if progress:
@@ -439,14 +441,15 @@ class HierarchicalMemory:
                 # search for them: each count is a write, and a write makes the
                 # next search read the node's embeddings again.
                 restating: list[tuple[int, Memory, Memory]] = []  # (place in stored, stored twin, restatement)
-                for memory, vector in zip(memories, vectors):
-                    twin = batch_twins.find(memory, self.config.dedup_similarity) if dedup else None
+                if merging:
+                    kept.compare(memories)
+                for place, (memory, vector) in enumerate(zip(memories, vectors)):
+                    twin = kept.find(place) if merging else None
                     if twin is not None:
                         restated.append((twin, memory))
                         stored.append(replace(twin, merged=True))
                         continue
-                    twin = None
-                    if dedup and await self._node_has_memories(memory, nodes_seen):
+                    if merging and await self._node_has_memories(memory, nodes_seen):
                         twin = await self._stored_duplicate(memory, vector)
                     if twin is not None:
                         restating.append((len(stored), twin, memory))
@@ -454,8 +457,8 @@ class HierarchicalMemory:
                         continue
                     fresh_rows.append(memory)
                     stored.append(memory)
-                    if dedup and self.config.dedup_enabled:
-                        batch_twins.add(memory, vector)
+                    if merging:
+                        kept.keep(place)
                 await self.store.insert(fresh_rows)
                 latest: dict[str, Memory] = {}  # a twin restated twice counts both
                 for place, twin, memory in restating:
@@ -1008,55 +1011,6 @@ class HierarchicalMemory:
         """Rebuild the vector index from the stored embeddings; returns its size."""
         self._check_open()
         return await self.vector_index.rebuild()
-
-
-class _RestatementIndex:
-    """The memories of one add_many call, grouped by node and category, to find
-    restatements among them with one matrix product per item."""
-
-    def __init__(self) -> None:
-        self._groups: dict[tuple[Any, ...], _VectorGroup] = {}
-        self._texts: dict[tuple[Any, ...], Memory] = {}
-
-    @staticmethod
-    def _key(memory: Memory) -> tuple[Any, ...]:
-        return (memory.user_id, memory.scope, memory.session_id, memory.agent_id, memory.turn_id, memory.category)
-
-    def add(self, memory: Memory, vector: np.ndarray[Any, Any]) -> None:
-        group = self._groups.get(self._key(memory))
-        if group is None:
-            group = self._groups[self._key(memory)] = _VectorGroup(len(vector))
-        group.append(memory, vector)
-        self._texts.setdefault((*self._key(memory), normalise(memory.content)), memory)
-
-    def find(self, memory: Memory, threshold: float) -> Memory | None:
-        same_text = self._texts.get((*self._key(memory), normalise(memory.content)))
-        group = self._groups.get(self._key(memory))
-        if same_text is not None or group is None or memory.embedding is None:
-            return same_text
-        sims = group.similarities(memory.embedding)
-        for index in np.flatnonzero(sims >= threshold):
-            if is_near_duplicate(memory.content, group.members[index].content, float(sims[index]), threshold):
-                return group.members[index]
-        return None
-
-
-class _VectorGroup:
-    """Memories and their vectors in a matrix that grows by doubling, so each
-    lookup is one product over the rows so far (no re-stacking)."""
-
-    def __init__(self, dimension: int) -> None:
-        self.members: list[Memory] = []
-        self._matrix = np.empty((16, dimension), dtype=np.float32)
-
-    def append(self, memory: Memory, vector: np.ndarray[Any, Any]) -> None:
-        if len(self.members) == len(self._matrix):
-            self._matrix = np.vstack([self._matrix, np.empty_like(self._matrix)])
-        self._matrix[len(self.members)] = vector
-        self.members.append(memory)
-
-    def similarities(self, vector: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        return np.asarray(self._matrix[: len(self.members)] @ vector)
 
 
 async def _joined(

@@ -68,6 +68,20 @@ async def test_a_bulk_import_keeps_one_row_per_recurring_fact(memory: Hierarchic
     assert contents == ["Has 2 cats", "Has 3 cats", "Is allergic to peanuts", "Plays the violin"]
 
 
+async def test_an_import_matches_each_item_with_what_it_kept_before_in_and_across_batches(
+    memory: HierarchicalMemory,
+) -> None:
+    items = ["Prefers Python for backend work", "Has a dog", "Has 2 cats", "Lives in Paris",
+             "Plays the violin", "Prefers Python for backend development", "Plays violin", "Plays violin."]
+    result = await memory.add_many(items, user_id="gina", batch_size=4)
+    assert [m.merged for m in result] == [False] * 5 + [True] * 3
+    # across batches (the second batch's Python to the first's), within one (violin to the
+    # batch's first), and never with an item that was merged rather than kept ("Plays violin")
+    assert [m.id for m in result[5:]] == [result[0].id, result[4].id, result[4].id]
+    assert (await memory.get(result[4].id)).access_count == 2
+    assert len(await memory.query(MemoryFilter(user_id="gina"))) == 5
+
+
 async def test_fresh_recalled_memories_outrank_old_unrecalled_ones(memory: HierarchicalMemory) -> None:
     old = await memory.add("Enjoys sailing", "dan", importance=0.3,
                            created_at=datetime.now(timezone.utc) - timedelta(days=365))
