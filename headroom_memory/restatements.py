@@ -3,9 +3,9 @@
 The memories kept so far are grouped by node and category. A batch is compared
 with them (and its own earlier items) before its items are walked in order:
 one matrix product per group and batch, not one per item. A product per item
-read the group's whole matrix every time, and every product big enough woke
-the BLAS library's threads, which then spin beside the embedder working on the
-next batch (2,000 texts: 2,000 products against 8).
+read the group's whole matrix every time, and each was a call numpy's BLAS may
+spread over its threads, beside the embedder working on the next batch (2,000
+texts: 2,000 products against 8).
 """
 
 from __future__ import annotations

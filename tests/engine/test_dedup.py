@@ -71,15 +71,18 @@ async def test_a_bulk_import_keeps_one_row_per_recurring_fact(memory: Hierarchic
 async def test_an_import_matches_each_item_with_what_it_kept_before_in_and_across_batches(
     memory: HierarchicalMemory,
 ) -> None:
-    items = ["Prefers Python for backend work", "Has a dog", "Has 2 cats", "Lives in Paris",
-             "Plays the violin", "Prefers Python for backend development", "Plays violin", "Plays violin."]
-    result = await memory.add_many(items, user_id="gina", batch_size=4)
-    assert [m.merged for m in result] == [False] * 5 + [True] * 3
-    # across batches (the second batch's Python to the first's), within one (violin to the
-    # batch's first), and never with an item that was merged rather than kept ("Plays violin")
-    assert [m.id for m in result[5:]] == [result[0].id, result[4].id, result[4].id]
-    assert (await memory.get(result[4].id)).access_count == 2
-    assert len(await memory.query(MemoryFilter(user_id="gina"))) == 5
+    first = await memory.add("Plays the violin", "gina")
+    items = ["Prefers Python for backend work", "Has a dog", "Has 2 cats", "Lives in Paris", "Works as a nurse",
+             "Plays violin", "Plays the guitar", "Prefers Python for backend development", "Plays guitar",
+             "Plays violin."]
+    result = await memory.add_many(items, user_id="gina", batch_size=5)
+    assert [m.merged for m in result] == [False] * 5 + [True, False, True, True, True]
+    # a stored memory; across batches (Python to the first batch's); within one (guitar to
+    # the batch's own); and "Plays violin." to the stored memory, never to "Plays violin",
+    # which was merged rather than kept (it sits between them in the batch)
+    assert [m.id for m in result[5:]] == [first.id, result[6].id, result[0].id, result[6].id, first.id]
+    assert (await memory.get(first.id)).access_count == 2
+    assert len(await memory.query(MemoryFilter(user_id="gina"))) == 7
 
 
 async def test_fresh_recalled_memories_outrank_old_unrecalled_ones(memory: HierarchicalMemory) -> None:
