@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_argument("--format", choices=["jsonl", "locomo"], default="jsonl")
     importing.add_argument("--no-progress", action="store_true")
     commands.add_parser("rebuild-index", help="rebuild the vector index from the database")
+    commands.add_parser("optimize", help="merge the text index (after a bulk import, or now and then)")
     delete = commands.add_parser("delete", help="delete one memory, a session, or a whole user")
     delete.add_argument("--id")
     delete.add_argument("--user")
@@ -150,6 +151,9 @@ def _run(args: argparse.Namespace, memory: SyncMemory, out: TextIO) -> int:
     elif args.command == "rebuild-index":
         count = memory.rebuild_index()
         out.write(json.dumps({"indexed": count}) + "\n" if as_json else f"indexed {count} vectors\n")
+    elif args.command == "optimize":
+        memory.optimize()
+        out.write(json.dumps({"optimized": True}) + "\n" if as_json else "optimized\n")
     elif args.command == "delete":
         return _delete(memory, args, out)
     return 0

@@ -25,6 +25,7 @@ from .errors import (
     MemoryClosedError,
     MemoryConflictError,
     MemoryNotFoundError,
+    StorageError,
 )
 from .factory import build_embedder, build_indexes, build_store, check_dimension
 from .models import Memory, MemoryCategory, NewMemory, ScopeLevel, SearchResult, updated
@@ -58,6 +59,11 @@ logger = logging.getLogger("headroom_memory")
 
 SearchMode = Literal["hybrid", "vector", "text"]
 _MODES = ("hybrid", "vector", "text")
+# An import of at least this many new rows, and a fifth of the store, optimizes the
+# text index after it: the merge rewrites the whole index, at most five times what the
+# import added to it, so it adds a bounded share to a bulk load.
+_OPTIMIZE_AFTER_ROWS = 10_000
+_OPTIMIZE_AFTER_SHARE = 5
 _ReadAhead = tuple[set[int], "asyncio.Future[dict[int, RankingRow]]"]  # labels, and the read of their rows
 
 
@@ -387,6 +393,8 @@ class HierarchicalMemory:
         each batch is one transaction. ``progress=True`` shows a tqdm bar.
         Near-duplicates (of stored memories or of earlier items) are merged as
         in :meth:`add`: their place in the result holds the reinforced memory.
+        An import that adds at least 10,000 memories and a fifth of the store
+        ends with :meth:`optimize`.
         """
         self._check_open()
         size = check_positive_int(batch_size or self.config.embedder_batch_size, "batch_size")
@@ -411,6 +419,7 @@ class HierarchicalMemory:
                 raise InvalidInputError(f"item {index}: {exc}") from None
             given.append(None if item.embedding is None else self._check_vector(item.embedding, index))
         stored: list[Memory] = []
+        inserted = 0
         merging = dedup and self.config.dedup_enabled
         kept = BatchRestatements(self.config.dedup_similarity)
         nodes_seen: dict[tuple[Any, ...], bool] = {}
@@ -460,6 +469,7 @@ class HierarchicalMemory:
                     if merging:
                         kept.keep(place)
                 await self.store.insert(fresh_rows)
+                inserted += len(fresh_rows)
                 latest: dict[str, Memory] = {}  # a twin restated twice counts both
                 for place, twin, memory in restating:
                     stored[place] = latest[twin.id] = await self._reinforce(latest.get(twin.id, twin), memory)
@@ -472,6 +482,11 @@ class HierarchicalMemory:
                 await _discard(pending)
             if bar is not None:
                 bar.close()
+        if inserted >= _OPTIMIZE_AFTER_ROWS and inserted * _OPTIMIZE_AFTER_SHARE >= await self.store.max_label():
+            try:
+                await self.optimize()
+            except StorageError as exc:  # what was imported is stored; only the merge failed
+                logger.warning("the text index was not optimized after an import: %s", exc)
         return stored
 
     async def _batch_vectors(
@@ -1006,6 +1021,20 @@ class HierarchicalMemory:
         session = validate_id(session_id, "session_id", required=True)
         assert user is not None and session is not None
         return await self.store.clear_messages(user, session)
+
+    async def optimize(self) -> None:
+        """Make searches cheaper after many writes; no memory changes.
+
+        The default SQLite text index (FTS5) gains a segment with every write
+        and merges them only a few at a time, so a query looks each term up in
+        ten or more of them; this merges them into one (it rewrites the index:
+        worth it after a bulk import, or now and then in a large store, like
+        ``VACUUM``). PostgreSQL refreshes the planner's statistics
+        (``ANALYZE``). A text index without such a step is left as it is."""
+        self._check_open()
+        optimize = getattr(self.text_index, "optimize", None)
+        if optimize is not None:
+            await optimize()
 
     async def rebuild_index(self) -> int:
         """Rebuild the vector index from the stored embeddings; returns its size."""

@@ -157,6 +157,7 @@ class SyncMemory:
     text_search = sync_method(HierarchicalMemory.text_search)
     recall = sync_method(HierarchicalMemory.recall)
     rebuild_index = sync_method(HierarchicalMemory.rebuild_index)
+    optimize = sync_method(HierarchicalMemory.optimize)
     append_messages = sync_method(HierarchicalMemory.append_messages)
     get_messages = sync_method(HierarchicalMemory.get_messages)
     clear_messages = sync_method(HierarchicalMemory.clear_messages)

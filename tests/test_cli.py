@@ -56,6 +56,12 @@ def test_stats_list_search_and_history(filled: Path) -> None:
     assert [m["content"] for m in chain] == ["Works at Google", "Works at Anthropic"]
 
 
+def test_optimize_then_search(filled: Path) -> None:
+    assert json.loads(cli(filled, "--json", "optimize").stdout) == {"optimized": True}
+    hits = json.loads(cli(filled, "--json", "search", "Anthropic", "--user", "alice", "--mode", "text").stdout)
+    assert [h["content"] for h in hits] == ["Works at Anthropic"]
+
+
 def test_export_then_import_round_trips_every_field(filled: Path, tmp_path: Path, embedder: LocalEmbedder) -> None:
     dump = tmp_path / "all.jsonl"
     assert cli(filled, "export", "--output", str(dump)).returncode == 0

@@ -93,6 +93,11 @@ class FTS5TextIndex:
             hits += [hit for hit in newest if hit[0] not in found][: limit - len(hits)]
         return hits
 
+    async def optimize(self) -> None:
+        """Merge the index into one segment: each term is then looked up once,
+        not once per segment (see :meth:`SQLiteMemoryStore.merge_text_index`)."""
+        await self._store.merge_text_index()
+
     async def _term_counts(self, terms: list[str], cap: int, token: Hashable | None) -> dict[str, int]:
         """Rows holding each term, counted up to ``cap``; those not kept are
         counted in one statement. A term no row held is left out of the search,

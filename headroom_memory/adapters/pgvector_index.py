@@ -70,3 +70,8 @@ class PostgresTextIndex:
         """(label, rank) of visible memories matching any word of ``query``, best first
         (``token`` is not needed here)."""
         return await self._store.text_search(query, flt, limit)
+
+    async def optimize(self) -> None:
+        """Refresh the planner's statistics of the memories table (``ANALYZE``);
+        the GIN index itself needs no merging."""
+        await self._store.analyze()

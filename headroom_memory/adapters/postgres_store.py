@@ -238,6 +238,11 @@ class PostgresMemoryStore(SqlMemoryStore):
             rows = await tx.fetchall("SELECT COUNT(*) FROM memories")
         return int(rows[0][0])
 
+    async def analyze(self) -> None:
+        """``ANALYZE`` the memories table: fresh statistics for the planner."""
+        async with self._transaction(one_statement=True) as tx:
+            await tx.execute("ANALYZE memories")
+
     # -- text search (tsvector) -------------------------------------------------------
 
     async def text_search(self, query: str, flt: VectorFilter, limit: int) -> list[tuple[int, float]]:

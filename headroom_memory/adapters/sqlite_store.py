@@ -395,6 +395,16 @@ class SQLiteMemoryStore(SqlMemoryStore):
         at ``limit``, without weighing a single match."""
         return await self._joined_text_search(fts_match(terms, flt.user_id), flt, limit, newest=True)
 
+    async def merge_text_index(self) -> None:
+        """Merge the FTS5 index into one segment (FTS5's 'optimize').
+
+        Every transaction adds a segment and FTS5 merges them only a few at a
+        time, so a store keeps ten to twenty of them; a term is looked up in
+        each. Merging rewrites the whole index (about 50 MB for a million
+        memories) in one transaction; a failure leaves it as it was."""
+        async with self._transaction(one_statement=True) as tx:
+            await tx.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+
     async def term_rows(self, terms: Sequence[str], cap: int) -> list[int]:
         """How many rows (of any user) hold each of ``terms`` (runs of word
         characters), counting at most ``cap`` each; one statement for them all."""
