@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from headroom_memory import HierarchicalMemory, MemoryClosedError, MemoryConfig, MemoryFilter, NewMemory
+from headroom_memory import engine as engine_module
 
 HOBBIES = ["pottery", "the violin", "marathon training", "sourdough baking", "salsa dancing", "birdwatching"]
 
@@ -67,3 +68,20 @@ async def test_a_large_import_ends_optimized_and_a_small_one_into_it_does_not(
         assert text_segments(config) > 1  # an import under 10,000 rows does not rewrite the index
         hits = await memory.text_search("violin 9991", "alice", top_k=1)
         assert hits[0].memory.content == "Imported note 9991 about the violin"
+
+
+async def test_an_import_small_beside_the_store_does_not_rewrite_its_index(
+    db_path: Path, embedder: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "_OPTIMIZE_AFTER_ROWS", 100)  # the share rule at a test's scale
+    config = MemoryConfig(db_path=db_path)
+    vectors = np.random.default_rng(3).normal(size=(1_500, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    notes = [NewMemory(f"Note {i}", user_id="alice", embedding=vectors[i]) for i in range(1_500)]
+    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:  # type: ignore[arg-type]
+        await memory.add_many(notes[:1_000], batch_size=100, dedup=False)
+        assert text_segments(config) == 1
+        await memory.add_many(notes[1_000:1_150], batch_size=10, dedup=False)  # 150 of 1,150: under a fifth
+        assert text_segments(config) > 1
+        await memory.add_many(notes[1_150:], batch_size=10, dedup=False)  # 350 of 1,500: a fifth or more
+        assert text_segments(config) == 1
