@@ -14,8 +14,10 @@ from llama_index.core.chat_engine import CondensePlusContextChatEngine, ContextC
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import CustomLLM
 from llama_index.core.memory import Memory
+from llama_index.core.storage.chat_store.sql import SQLAlchemyChatStore
 from llama_index.memory.headroom import HeadroomMemory, HeadroomMemoryBlock
 from pydantic import PrivateAttr
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from headroom_memory import SyncMemory
 from headroom_memory.testing import ScriptedModel, openai_server, system_texts
@@ -160,8 +162,14 @@ async def test_memory_block_for_the_new_memory_class(sync_memory: SyncMemory) ->
     sync_memory.add("Prefers window seats", user_id="hal", category="preference")
     sync_memory.add("Bob's secret", user_id="bob")
     block_ = HeadroomMemoryBlock(memory=sync_memory, user_id="hal", min_similarity=-1.0)
-    memory = Memory.from_defaults(session_id="s1", memory_blocks=[block_])
-    await memory.aput(ChatMessage(role=MessageRole.USER, content="Book me a flight seat"))
-    messages = await memory.aget()
+    # LlamaIndex keeps the chat in SQLite through SQLAlchemy; the engine is ours to close.
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    chat_store = SQLAlchemyChatStore(table_name="chat", async_engine=engine)
+    memory = Memory.from_defaults(session_id="s1", memory_blocks=[block_], chat_store=chat_store)
+    try:
+        await memory.aput(ChatMessage(role=MessageRole.USER, content="Book me a flight seat"))
+        messages = await memory.aget()
+    finally:
+        await engine.dispose()
     rendered = "\n".join(str(m.content) for m in messages)
     assert "Prefers window seats" in rendered and "Bob's secret" not in rendered
