@@ -1027,9 +1027,9 @@ class HierarchicalMemory:
 
         The default SQLite text index (FTS5) gains a segment with every write
         and merges them only a few at a time, so a query looks each term up in
-        ten or more of them; this merges them into one (it rewrites the index:
-        worth it after a bulk import, or now and then in a large store, like
-        ``VACUUM``). PostgreSQL refreshes the planner's statistics
+        each of them; this merges them into one (it rewrites the index in one
+        transaction, which writes wait for and searches do not: worth it after
+        a bulk import, or now and then in a large store, like ``VACUUM``). PostgreSQL refreshes the planner's statistics
         (``ANALYZE``). A text index without such a step is left as it is."""
         self._check_open()
         optimize = getattr(self.text_index, "optimize", None)

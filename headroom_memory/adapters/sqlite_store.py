@@ -399,8 +399,8 @@ class SQLiteMemoryStore(SqlMemoryStore):
         """Merge the FTS5 index into one segment (FTS5's 'optimize').
 
         Every transaction adds a segment and FTS5 merges them only a few at a
-        time, so a store keeps ten to twenty of them; a term is looked up in
-        each. Merging rewrites the whole index (about 50 MB for a million
+        time, so a store keeps many of them (21 in the benchmark's million
+        memories); a term is looked up in each. Merging rewrites the whole index (about 50 MB for a million
         memories) in one transaction; a failure leaves it as it was."""
         async with self._transaction(one_statement=True) as tx:
             await tx.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")

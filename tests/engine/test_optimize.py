@@ -1,5 +1,5 @@
 """optimize(): the SQLite text index merged into one segment, every answer unchanged;
-a large import ends optimized, a small one into a large store does not."""
+an import large in itself and beside the store ends optimized, any other does not."""
 
 from __future__ import annotations
 
@@ -51,37 +51,25 @@ async def test_optimize_changes_no_answer_and_merges_the_text_index(
         await memory.optimize()
 
 
-async def test_a_large_import_ends_optimized_and_a_small_one_into_it_does_not(
-    db_path: Path, embedder: object
-) -> None:
-    config = MemoryConfig(db_path=db_path)
-    rng = np.random.default_rng(7)
-    vectors = rng.normal(size=(10_100, 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    async with await HierarchicalMemory.create(config, embedder=embedder) as memory:  # type: ignore[arg-type]
-        await memory.add_many([NewMemory(f"Imported note {i} about {HOBBIES[i % len(HOBBIES)]}", user_id="alice",
-                                         embedding=vectors[i]) for i in range(10_000)],
-                              batch_size=1_000, dedup=False)
-        assert text_segments(config) == 1
-        await memory.add_many([NewMemory(f"Later note {i}", user_id="alice", embedding=vectors[10_000 + i])
-                               for i in range(100)], batch_size=10, dedup=False)
-        assert text_segments(config) > 1  # an import under 10,000 rows does not rewrite the index
-        hits = await memory.text_search("violin 9991", "alice", top_k=1)
-        assert hits[0].memory.content == "Imported note 9991 about the violin"
-
-
-async def test_an_import_small_beside_the_store_does_not_rewrite_its_index(
+async def test_an_import_merges_the_text_index_when_large_in_itself_and_beside_the_store(
     db_path: Path, embedder: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "_OPTIMIZE_AFTER_ROWS", 100)  # the share rule at a test's scale
+    monkeypatch.setattr(engine_module, "_OPTIMIZE_AFTER_ROWS", 100)  # the floor at a test's scale
     config = MemoryConfig(db_path=db_path)
-    vectors = np.random.default_rng(3).normal(size=(1_500, 384)).astype(np.float32)
+    vectors = np.random.default_rng(3).normal(size=(1_000, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    notes = [NewMemory(f"Note {i}", user_id="alice", embedding=vectors[i]) for i in range(1_500)]
+    notes = [NewMemory(f"Note {i} about {HOBBIES[i % len(HOBBIES)]}", user_id="alice", embedding=vectors[i])
+             for i in range(1_000)]
+
+    async def import_(start: int, stop: int) -> int:
+        await memory.add_many(notes[start:stop], batch_size=10, dedup=False)
+        return text_segments(config)
+
     async with await HierarchicalMemory.create(config, embedder=embedder) as memory:  # type: ignore[arg-type]
-        await memory.add_many(notes[:1_000], batch_size=100, dedup=False)
-        assert text_segments(config) == 1
-        await memory.add_many(notes[1_000:1_150], batch_size=10, dedup=False)  # 150 of 1,150: under a fifth
-        assert text_segments(config) > 1
-        await memory.add_many(notes[1_150:], batch_size=10, dedup=False)  # 350 of 1,500: a fifth or more
-        assert text_segments(config) == 1
+        assert await import_(0, 200) == 1  # 200: over the floor, the whole store
+        assert await import_(200, 280) > 1  # 80: a fifth of the store and more, but under the floor
+        assert await import_(280, 430) == 1  # 150 of 430
+        assert await import_(430, 530) > 1  # 100 of 530: the floor, but under a fifth
+        assert await import_(530, 1_000) == 1  # 470 of 1,000
+        hits = await memory.text_search("violin 991", "alice", top_k=1)
+        assert hits[0].memory.content == "Note 991 about the violin"
