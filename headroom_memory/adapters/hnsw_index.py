@@ -256,7 +256,8 @@ class HNSWVectorIndex:
                 labels, sims = await self._run(nearest, graph, vector, wanted, ef)
             except RuntimeError:
                 break
-            theirs = [label for label in labels if label in owned]
+            # A graph of the user's own holds only their labels.
+            theirs = labels if own is not None else [label for label in labels if label in owned]
             allowed = await self._store.filter_labels(theirs, flt)
             self._note_seen_share(flt, len(allowed), len(theirs))
             hits = [(label, sim) for label, sim in zip(labels, sims) if label in allowed]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models import Memory, MemoryCategory, ScopeLevel
+from ..models import Memory, MemoryCategory, ScopeLevel, assembled
 from ..ports import MemoryFilter, RankingRow, VectorFilter
 from ..timeutil import from_micros, to_micros
 
@@ -172,35 +172,42 @@ def _in_list_names(placeholder: str, prefix: str, count: int) -> tuple[str, tupl
 
 
 def _json(value: Any) -> Any:
+    if value == "[]":  # the defaults, most rows' (a new object each time: the caller may change it)
+        return []
+    if value == "{}":
+        return {}
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def memory_from_row(row: Sequence[Any]) -> tuple[int, Memory]:
-    """(label, Memory) from a row selected with ``COLUMNS``."""
+    """(label, Memory) from a row selected with ``COLUMNS`` (built without
+    ``Memory.__init__``: see :func:`~headroom_memory.models.assembled`)."""
     (seq, mid, content, category, importance, scope, user_id, session_id, agent_id, turn_id,
      entity_refs, metadata, created_at, valid_from, valid_until, supersedes, superseded_by,
      promoted_from, access_count, last_accessed) = row
-    return int(seq), Memory(
-        id=mid,
-        content=content,
-        user_id=user_id,
-        category=MemoryCategory(category),
-        importance=float(importance),
-        scope=ScopeLevel(scope),
-        session_id=session_id,
-        agent_id=agent_id,
-        turn_id=turn_id,
-        entity_refs=tuple(_json(entity_refs)),
-        metadata=_json(metadata),
-        created_at=from_micros(created_at),
-        valid_from=from_micros(valid_from),
-        valid_until=None if valid_until is None else from_micros(valid_until),
-        supersedes=supersedes,
-        superseded_by=superseded_by,
-        promoted_from=None if promoted_from is None else ScopeLevel(promoted_from),
-        access_count=access_count,
-        last_accessed=None if last_accessed is None else from_micros(last_accessed),
-    )
+    return int(seq), assembled(Memory, {
+        "id": mid,
+        "content": content,
+        "user_id": user_id,
+        "category": MemoryCategory(category),
+        "importance": float(importance),
+        "scope": ScopeLevel(scope),
+        "session_id": session_id,
+        "agent_id": agent_id,
+        "turn_id": turn_id,
+        "entity_refs": tuple(_json(entity_refs)),
+        "metadata": _json(metadata),
+        "created_at": from_micros(created_at),
+        "valid_from": from_micros(valid_from),
+        "valid_until": None if valid_until is None else from_micros(valid_until),
+        "supersedes": supersedes,
+        "superseded_by": superseded_by,
+        "promoted_from": None if promoted_from is None else ScopeLevel(promoted_from),
+        "access_count": access_count,
+        "last_accessed": None if last_accessed is None else from_micros(last_accessed),
+        "embedding": None,
+        "merged": False,
+    })
 
 
 def ranking_row(row: Sequence[Any], similarity: float) -> RankingRow:

@@ -38,6 +38,14 @@ async def test_add_returns_the_stored_memory(memory: HierarchicalMemory) -> None
     assert stored.is_current
 
 
+async def test_memories_read_back_are_whole_and_share_no_mutable_field(memory: HierarchicalMemory) -> None:
+    plain = await memory.add("Has a cat", user_id="alice")  # the default metadata and entity refs
+    first, second = await memory.get(plain.id), await memory.get(plain.id)
+    assert first == second == plain and first.metadata == {} and first.entity_refs == ()
+    assert first.metadata is not second.metadata
+    assert first.embedding is None and first.merged is False
+
+
 @pytest.mark.parametrize(
     ("ids", "expected"),
     [

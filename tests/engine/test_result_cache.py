@@ -15,7 +15,7 @@ import pytest
 
 from headroom_memory import HierarchicalMemory, Memory, MemoryConfig, SearchResult
 from headroom_memory.adapters import LocalEmbedder
-from headroom_memory.models import updated
+from headroom_memory.models import assembled, updated
 from headroom_memory.recall_tally import RecallTally
 
 
@@ -133,3 +133,13 @@ def test_updating_a_cached_memory_equals_replace_and_refuses_unknown_fields() ->
     assert memory.access_count == 4  # a copy, the original unchanged
     with pytest.raises(TypeError, match="acces_count"):
         updated(memory, acces_count=5)
+
+
+def test_a_memory_assembled_from_its_fields_equals_one_built_and_refuses_a_missing_or_unknown_field() -> None:
+    built = Memory(id="m1", content="Has a cat", user_id="alice", metadata={"k": 1}, access_count=4)
+    assert assembled(Memory, dict(built.__dict__)) == built
+    fields = {name: value for name, value in built.__dict__.items() if name != "merged"}
+    with pytest.raises(TypeError, match="merged"):
+        assembled(Memory, fields)
+    with pytest.raises(TypeError, match="acces_count"):
+        assembled(Memory, {**built.__dict__, "acces_count": 5})
