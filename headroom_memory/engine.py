@@ -792,13 +792,15 @@ class HierarchicalMemory:
         if not query.strip():
             return [], None
         key = ("search", query, reader, top_k, threshold, mode)
-        if self.cache is not None and self.cache.get(key) is not None:  # only then is the token needed now
+        entry = None if self.cache is None else self.cache.get(key)
+        token: Hashable | None = _UNREAD  # read now only to check a cached answer (see _ranked)
+        if entry is not None:
             token = await self._change_token()
             self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
-            cached = self._cached(key, token)
+            cached = _unexpired(entry, token)
             if cached is not None:
                 return cached
-        results, token = await self._ranked(query, reader, top_k, threshold, mode)
+        results, token = await self._ranked(query, reader, top_k, threshold, mode, token)
         self._recalls.follow(token)
         if token is not None and self.cache is not None:
             self.cache.put(key, (token, tuple(results), self._recalls.tallies(results)))
@@ -829,26 +831,14 @@ class HierarchicalMemory:
             self._last_reader = (ids, reader)
         return reader
 
-    def _cached(self, key: tuple[Any, ...], token: Hashable | None) -> tuple[Sequence[SearchResult], Tallies] | None:
-        """The results cached for ``key`` while no memory changed since (same
-        store token) and none of them has expired, with the recall tallies they
-        were cached with; otherwise None."""
-        if token is None or self.cache is None:
-            return None
-        entry = self.cache.get(key)
-        if entry is None or entry[0] != token:
-            return None
-        _, results, tallies = entry
-        if any(r.memory.is_expired for r in results):
-            return None
-        return results, tallies
-
     async def _ranked(
         self, query: str, reader: VectorFilter, top_k: int, threshold: float, mode: SearchMode,
+        token: Hashable | None,
     ) -> tuple[list[SearchResult], Hashable | None]:
         """Hybrid (or one-sided) retrieval, fusion and ranking for :meth:`search`,
         and the store's change token the indexes read under (what was committed
-        before it is found).
+        before it is found): ``token`` when it was read to check a cached answer,
+        else read here.
 
         The token is read once the query is embedded: not during the embedding
         (the embedder's threads need both cores) nor before it unless a cached
@@ -858,7 +848,8 @@ class HierarchicalMemory:
         each way; 1M-memory store, 100,000-memory user, 2 cores)."""
         pool = max(4 * top_k, 40)
         vector = (await self._embed([query]))[0]
-        token = await self._change_token()
+        if token is _UNREAD:
+            token = await self._change_token()
         # The keyword search runs while the vector index is searched; if it still
         # runs then, the best vector hits' ranking rows are read beside it.
         keyword = None
@@ -1048,6 +1039,20 @@ class HierarchicalMemory:
         """Rebuild the vector index from the stored embeddings; returns its size."""
         self._check_open()
         return await self.vector_index.rebuild()
+
+
+_UNREAD: Hashable = object()  # a change token not read yet (None is a store's "no token")
+_CachedAnswer = tuple[Hashable, tuple[SearchResult, ...], Tallies]  # (token, results, their tallies)
+
+
+def _unexpired(entry: _CachedAnswer, token: Hashable | None) -> tuple[Sequence[SearchResult], Tallies] | None:
+    """A cached answer's results and the recall tallies they were cached with,
+    while no memory changed since (the same store token) and none of them has
+    expired; otherwise None."""
+    cached_under, results, tallies = entry
+    if token is None or cached_under != token or any(r.memory.is_expired for r in results):
+        return None
+    return results, tallies
 
 
 async def _joined(

@@ -185,7 +185,7 @@ def memory_from_row(row: Sequence[Any]) -> tuple[int, Memory]:
     (seq, mid, content, category, importance, scope, user_id, session_id, agent_id, turn_id,
      entity_refs, metadata, created_at, valid_from, valid_until, supersedes, superseded_by,
      promoted_from, access_count, last_accessed) = row
-    return int(seq), assembled(Memory, {
+    return int(seq), assembled({
         "id": mid,
         "content": content,
         "user_id": user_id,
