@@ -39,7 +39,7 @@ from .ports import (
     VectorFilter,
     VectorIndex,
 )
-from .ranking import FusedCandidate, final_score, max_boost, reciprocal_rank_fusion
+from .ranking import FusedCandidate, FusedCandidates, final_score, max_boost, reciprocal_rank_fusion
 from .recall_tally import RecallTally, Tallies
 from .restatements import BatchRestatements
 from .scopes import is_visible, parent_scope, resolve_scope, validate_id
@@ -888,7 +888,7 @@ class HierarchicalMemory:
         return results, token
 
     async def _scored(
-        self, fused: list[FusedCandidate], vector: np.ndarray[Any, Any], sims: dict[int, float],
+        self, fused: FusedCandidates, vector: np.ndarray[Any, Any], sims: dict[int, float],
         threshold: float, wanted: int, ahead: _ReadAhead | None,
     ) -> list[tuple[float, FusedCandidate, RankingRow]]:
         """(final score, candidate, its row) of the best ``wanted`` fused

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from operator import itemgetter
+from typing import NamedTuple, overload
 
-__all__ = ["FusedCandidate", "final_score", "max_boost", "recency_factor", "reciprocal_rank_fusion"]
+__all__ = ["FusedCandidate", "FusedCandidates", "final_score", "max_boost", "recency_factor", "reciprocal_rank_fusion"]
 
 
 class FusedCandidate(NamedTuple):
@@ -18,11 +19,43 @@ class FusedCandidate(NamedTuple):
     text_rank: int | None
 
 
+class FusedCandidates(Sequence[FusedCandidate]):
+    """Fused candidates, best first; each is built when it is read. A search
+    reads the first dozen or so of the 50 to 80 it fuses, and building them
+    all took over half of the fusion's time."""
+
+    __slots__ = ("_order", "_text_ranks", "_vector_ranks")
+
+    def __init__(
+        self, order: list[tuple[int, float]], vector_ranks: Mapping[int, int], text_ranks: Mapping[int, int]
+    ) -> None:
+        self._order = order
+        self._vector_ranks = vector_ranks
+        self._text_ranks = text_ranks
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> FusedCandidate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FusedCandidate]: ...
+
+    def __getitem__(self, index: int | slice) -> FusedCandidate | list[FusedCandidate]:
+        if isinstance(index, slice):
+            return [self._candidate(label, rrf) for label, rrf in self._order[index]]
+        return self._candidate(*self._order[index])
+
+    def _candidate(self, label: int, rrf: float) -> FusedCandidate:
+        return FusedCandidate(label, rrf, self._vector_ranks.get(label), self._text_ranks.get(label))
+
+
 def reciprocal_rank_fusion(
     ranked_lists: Mapping[str, Sequence[tuple[int, float]]],
     weights: Mapping[str, float],
     k: float = 60.0,
-) -> list[FusedCandidate]:
+) -> FusedCandidates:
     """Fuse ranked lists: score(l) = sum over lists of weight / (k + rank).
 
     ``ranked_lists`` maps a list name ("vector", "text") to (label, score)
@@ -43,11 +76,8 @@ def reciprocal_rank_fusion(
                 rank, previous = position, score
             listed[label] = rank
             scores[label] = scores.get(label, 0.0) + weight / (k + rank)
-    vector_ranks, text_ranks = ranks.get("vector", {}), ranks.get("text", {})
-    return [
-        FusedCandidate(label, scores[label], vector_ranks.get(label), text_ranks.get(label))
-        for label in sorted(scores, key=lambda label: -scores[label])
-    ]
+    order = sorted(scores.items(), key=itemgetter(1), reverse=True)  # a stable sort: ties keep their order
+    return FusedCandidates(order, ranks.get("vector", {}), ranks.get("text", {}))
 
 
 def recency_factor(age_days: float, half_life_days: float) -> float:

@@ -18,6 +18,17 @@ def test_rrf_scores_are_sums_of_weight_over_k_plus_rank() -> None:
     assert (fused[0].vector_rank, fused[0].text_rank) == (3, 1)
 
 
+def test_fused_candidates_index_and_slice_like_a_list() -> None:
+    fused = reciprocal_rank_fusion({"vector": [(1, 0.9), (2, 0.8), (3, 0.7)], "text": [(3, 5.0), (4, 4.0)]},
+                                   {"vector": 1.0, "text": 2.0}, k=10)
+    everything = list(fused)
+    assert len(fused) == len(everything) == 4
+    assert fused[1:3] == everything[1:3] and fused[-1] == everything[-1] == (2, 1 / 12, 2, None)
+    assert fused[::-1] == everything[::-1] and fused[5:] == []
+    with pytest.raises(IndexError):
+        fused[4]
+
+
 def test_final_score_boosts_importance_and_recency() -> None:
     plain = final_score(0.1, 0.5, 0.0, importance_weight=0, recency_weight=0, half_life_days=30)
     assert plain == pytest.approx(0.1)

@@ -285,6 +285,23 @@ async def test_one_add_waits_for_another_writer_and_a_failed_one_stores_nothing(
         assert [r.memory.id for r in await memory.text_search("cello", "alice")] == [cello.id]
 
 
+async def test_a_write_after_searches_still_waits_for_another_writer(db_path: Path, embedder: LocalEmbedder) -> None:
+    """Searches read on the event loop without waiting for a lock (busy_timeout 0,
+    left so between them); the next write waits for the lock as configured."""
+    async with await HierarchicalMemory.create(MemoryConfig(db_path=db_path), embedder=embedder) as memory:
+        cat = await memory.add("Has a cat called Miso", "alice")
+        for _ in range(2):
+            assert [r.memory.id for r in await memory.search("Which pet does she have?", "alice")] == [cat.id]
+        with contextlib.closing(sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)) as other:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock for a while
+            add = asyncio.ensure_future(memory.add("Plays the cello", "alice"))
+            await asyncio.sleep(0.3)
+            assert not add.done()
+            other.execute("ROLLBACK")
+            cello = await add
+        assert [r.memory.id for r in await memory.search("cello", "alice", mode="text")] == [cello.id]
+
+
 async def test_a_word_no_memory_held_is_found_as_soon_as_one_does(db_path: Path, embedder: LocalEmbedder) -> None:
     config = MemoryConfig(db_path=db_path)
     async with await HierarchicalMemory.create(config, embedder=embedder) as memory, \
