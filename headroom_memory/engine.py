@@ -796,9 +796,9 @@ class HierarchicalMemory:
         token: Hashable | None = _UNREAD  # read now only to check a cached answer (see _ranked)
         if entry is not None:
             token = await self._change_token()
-            self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
             cached = _unexpired(entry, token)
             if cached is not None:
+                self._recalls.follow(token)  # it counts only while a cache holds answers (see recall)
                 return cached
         results, token = await self._ranked(query, reader, top_k, threshold, mode, token)
         self._recalls.follow(token)

@@ -169,9 +169,7 @@ def updated(record: _Record, **changes: Any) -> _Record:
     unknown = changes.keys() - record.__dict__.keys()
     if unknown:
         raise TypeError(f"{type(record).__name__} has no field {', '.join(sorted(unknown))}")
-    copy = object.__new__(type(record))
-    copy.__dict__.update(record.__dict__, **changes)
-    return copy
+    return _without_init(type(record), record.__dict__, **changes)
 
 
 def assembled(fields: dict[str, Any]) -> Memory:
@@ -181,12 +179,17 @@ def assembled(fields: dict[str, Any]) -> Memory:
     when they were written. A missing or unknown field is refused."""
     if fields.keys() != _MEMORY_FIELDS:
         raise TypeError(f"Memory fields expected: {sorted(_MEMORY_FIELDS)}, got {sorted(fields)}")
-    memory = object.__new__(Memory)
-    memory.__dict__.update(fields)
-    return memory
+    return _without_init(Memory, fields)
 
 
 _MEMORY_FIELDS = frozenset(Memory.__dataclass_fields__)
+
+
+def _without_init(kind: type[_Record], fields: Mapping[str, Any], **changes: Any) -> _Record:
+    """An instance of ``kind`` holding ``fields`` (and ``changes``), set without ``__init__``."""
+    record = object.__new__(kind)
+    record.__dict__.update(fields, **changes)
+    return record
 
 
 @dataclass(frozen=True)
